@@ -1,0 +1,450 @@
+package hakoniwa
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hakoniwa-go/hakoniwa/internal/nsexec"
+	"golang.org/x/sys/unix"
+)
+
+// Cmd is a command to run in a sandbox. It is used like an exec.Cmd: set its
+// fields, then call Run, or Start and Wait, or Output.
+type Cmd struct {
+	// Path is the program to run, as a path inside the sandbox.
+	Path string
+	// Args holds the command line, Args[0] included.
+	Args []string
+	// Env is added to the container's environment, and wins over it.
+	// Nothing of the caller's environment is passed unless put here.
+	Env []string
+	// Dir is the working directory inside the sandbox; "" means /.
+	Dir string
+
+	// Stdin, Stdout and Stderr work as in exec.Cmd: nil means /dev/null,
+	// an *os.File is passed as is, and anything else is copied through a
+	// pipe.
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+
+	// KeepFds are the caller's fds, beyond 0-2, that the command keeps
+	// under the same numbers. Every other fd is closed.
+	KeepFds []int
+
+	// Result is the report of the run, set when Wait returns or when
+	// Start fails.
+	Result *Result
+
+	c       *Container
+	ctx     context.Context
+	lookErr error
+
+	mu        sync.Mutex
+	proc      *nsexec.Process
+	stop      stopCause
+	started   bool
+	start     time.Time
+	closeLate []io.Closer
+	copyErrs  chan error
+	copies    int
+	stopCtx   func() bool
+	timer     *time.Timer
+	waited    bool
+	sharedOut *os.File
+}
+
+// Command returns a Cmd that runs name with args in the sandbox. A name
+// without a slash is looked up in the caller's PATH, like exec.Command, and
+// the path found is used inside the sandbox.
+func (c *Container) Command(name string, args ...string) *Cmd {
+	return c.CommandContext(context.Background(), name, args...)
+}
+
+// CommandContext is like Command, but the sandbox is killed when ctx is done
+// before the command exits.
+func (c *Container) CommandContext(ctx context.Context, name string, args ...string) *Cmd {
+	if ctx == nil {
+		panic("hakoniwa: nil Context")
+	}
+	cmd := &Cmd{Path: name, Args: append([]string{name}, args...), c: c.Clone(), ctx: ctx}
+	if !strings.Contains(name, "/") {
+		p, err := exec.LookPath(name)
+		if err != nil {
+			cmd.lookErr = err
+		} else {
+			cmd.Path = p
+		}
+	}
+	return cmd
+}
+
+// SetupError is returned by Start when the sandbox could not be built or the
+// command could not be executed.
+type SetupError struct {
+	Step     string // the step that failed, in words
+	Err      error
+	ExitCode int // 125, or 126/127 when the command could not be executed
+}
+
+func (e *SetupError) Error() string {
+	if e.Step == "" {
+		return e.Err.Error()
+	}
+	return e.Step + ": " + e.Err.Error()
+}
+
+func (e *SetupError) Unwrap() error { return e.Err }
+
+// ExitError is returned by Wait when the command did not exit with code 0.
+type ExitError struct {
+	Result *Result
+	Stderr []byte // the captured stderr, set by Output
+}
+
+func (e *ExitError) Error() string { return e.Result.Reason }
+
+// ExitCode is the exit code for the CLI: the command's code or 128+signal.
+func (e *ExitError) ExitCode() int { return e.Result.Code() }
+
+func (cmd *Cmd) fail(err *SetupError) error {
+	r := cmd.Result
+	if r == nil {
+		r = &Result{StartTime: time.Now().UTC()}
+		cmd.Result = r
+	}
+	r.Status = StatusSE
+	r.Reason = err.Error()
+	if err.ExitCode != 125 {
+		r.ExitCode = intp(err.ExitCode)
+	}
+	for _, c := range cmd.closeLate {
+		c.Close()
+	}
+	cmd.closeLate = nil
+	return err
+}
+
+// Start builds the sandbox and starts the command in it. It returns once
+// the command has been executed; failures are *SetupError or *ConfigError.
+func (cmd *Cmd) Start() error {
+	cmd.mu.Lock()
+	if cmd.started {
+		cmd.mu.Unlock()
+		return errors.New("hakoniwa: already started")
+	}
+	cmd.started = true
+	cmd.mu.Unlock()
+	cmd.start = time.Now()
+	cmd.Result = &Result{StartTime: cmd.start.UTC()}
+
+	if cmd.lookErr != nil {
+		return cmd.fail(&SetupError{Step: "look up " + cmd.Path + " in PATH", Err: errors.New("command not found"), ExitCode: 127})
+	}
+	if err := cmd.ctx.Err(); err != nil {
+		return cmd.fail(&SetupError{Err: err, ExitCode: 125})
+	}
+	env := dedupEnv(append(cmd.c.Env(), cmd.Env...))
+	keep := append(append([]int(nil), cmd.c.keepFds...), cmd.KeepFds...)
+	p, err := cmd.c.compile(command{path: cmd.Path, argv: cmd.Args, env: env, dir: cmd.Dir, keep: keep}, cmd.c.logger)
+	if err != nil {
+		return cmd.fail(&SetupError{Err: err, ExitCode: 125})
+	}
+
+	var fds [3]int
+	var closeNow []io.Closer
+	cmd.copyErrs = make(chan error, 3)
+	for i := 0; i < 3; i++ {
+		f, err := cmd.stdio(i)
+		if err != nil {
+			for _, c := range closeNow {
+				c.Close()
+			}
+			return cmd.fail(&SetupError{Step: "set up stdio", Err: err, ExitCode: 125})
+		}
+		fds[i] = int(f.Fd())
+		closeNow = append(closeNow, f)
+	}
+
+	proc, err := nsexec.Start(p.prog, fds)
+	for _, c := range closeNow {
+		c.Close()
+	}
+	if err != nil {
+		var se *nsexec.StepError
+		code := 125
+		step := ""
+		if errors.As(err, &se) {
+			step = se.Desc
+			if se.Kind == nsexec.OpExec {
+				code = 126
+				if se.Errno == unix.ENOENT {
+					code = 127
+				}
+			}
+			err = se.Errno
+		}
+		cmd.wakeCopiers()
+		return cmd.fail(&SetupError{Step: step, Err: err, ExitCode: code})
+	}
+	cmd.Result.SetupTime = durp(time.Since(cmd.start))
+	cmd.Result.Pid = proc.Pid
+	cmd.mu.Lock()
+	cmd.proc = proc
+	cmd.mu.Unlock()
+
+	if d := cmd.c.walltime; d > 0 {
+		cmd.timer = time.AfterFunc(d, func() { cmd.kill(stopCause{walltime: d}) })
+	}
+	if cmd.ctx.Done() != nil {
+		cmd.stopCtx = context.AfterFunc(cmd.ctx, func() {
+			cmd.kill(stopCause{reason: "context: " + context.Cause(cmd.ctx).Error()})
+		})
+	}
+	return nil
+}
+
+// wakeCopiers closes the copy ends after a failed start, so that the copying
+// goroutines end.
+func (cmd *Cmd) wakeCopiers() {
+	for _, c := range cmd.closeLate {
+		c.Close()
+	}
+	cmd.closeLate = nil
+	for i := 0; i < cmd.copies; i++ {
+		<-cmd.copyErrs
+	}
+	cmd.copies = 0
+}
+
+// stdio returns the file for fd i of the command. The caller closes it after
+// the start; pipes' other ends are closed by Wait.
+func (cmd *Cmd) stdio(i int) (*os.File, error) {
+	if i == 0 {
+		switch r := cmd.Stdin.(type) {
+		case nil:
+			return os.Open(os.DevNull)
+		case *os.File:
+			return dupFile(r)
+		default:
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				return nil, err
+			}
+			cmd.closeLate = append(cmd.closeLate, pw)
+			cmd.copies++
+			go func() {
+				_, err := io.Copy(pw, r)
+				if errors.Is(err, syscall.EPIPE) || errors.Is(err, os.ErrClosed) {
+					err = nil
+				}
+				pw.Close()
+				cmd.copyErrs <- err
+			}()
+			return pr, nil
+		}
+	}
+	w := cmd.Stdout
+	if i == 2 {
+		w = cmd.Stderr
+		if w != nil && w == cmd.Stdout {
+			// One pipe for both keeps their interleaving.
+			if f, ok := w.(*os.File); ok {
+				return dupFile(f)
+			}
+			return cmd.sharedOut, nil
+		}
+	}
+	switch w := w.(type) {
+	case nil:
+		return os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	case *os.File:
+		return dupFile(w)
+	default:
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		cmd.closeLate = append(cmd.closeLate, pr)
+		cmd.copies++
+		go func() {
+			_, err := io.Copy(w, pr)
+			pr.Close()
+			cmd.copyErrs <- err
+		}()
+		if i == 1 && cmd.Stderr == cmd.Stdout {
+			dup, err := dupFile(pw)
+			if err != nil {
+				pw.Close()
+				return nil, err
+			}
+			cmd.sharedOut = dup
+		}
+		return pw, nil
+	}
+}
+
+func dupFile(f *os.File) (*os.File, error) {
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("dup %s: %w", f.Name(), err)
+	}
+	return os.NewFile(uintptr(fd), f.Name()), nil
+}
+
+// kill stops the command with SIGKILL and records why.
+func (cmd *Cmd) kill(why stopCause) {
+	cmd.mu.Lock()
+	if cmd.stop.walltime == 0 && cmd.stop.reason == "" {
+		cmd.stop = why
+	}
+	proc := cmd.proc
+	cmd.mu.Unlock()
+	if proc != nil {
+		proc.Signal(unix.SIGKILL)
+	}
+}
+
+// Signal sends sig to the command. The command is PID 1 of its pid
+// namespace, so a signal it has no handler for is ignored, except SIGKILL.
+func (cmd *Cmd) Signal(sig os.Signal) error {
+	s, ok := sig.(syscall.Signal)
+	if !ok {
+		return fmt.Errorf("hakoniwa: unsupported signal %v", sig)
+	}
+	cmd.mu.Lock()
+	proc := cmd.proc
+	cmd.mu.Unlock()
+	if proc == nil {
+		return errors.New("hakoniwa: not started")
+	}
+	return proc.Signal(unix.Signal(s))
+}
+
+// Terminate sends sig to the command, and SIGKILL if it is still running
+// after grace. It returns at once.
+func (cmd *Cmd) Terminate(sig os.Signal, grace time.Duration) error {
+	if err := cmd.Signal(sig); err != nil {
+		return err
+	}
+	cmd.mu.Lock()
+	proc := cmd.proc
+	cmd.mu.Unlock()
+	go func() {
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-proc.Done():
+		case <-t.C:
+			cmd.kill(stopCause{reason: fmt.Sprintf("still running %v after %v", grace, sig)})
+		}
+	}()
+	return nil
+}
+
+// Wait waits for the command to exit and for its output to be copied, and
+// fills Result. It returns an *ExitError if the command did not exit with
+// code 0.
+func (cmd *Cmd) Wait() error {
+	cmd.mu.Lock()
+	proc := cmd.proc
+	if proc == nil {
+		cmd.mu.Unlock()
+		return errors.New("hakoniwa: not started")
+	}
+	if cmd.waited {
+		cmd.mu.Unlock()
+		return errors.New("hakoniwa: Wait was already called")
+	}
+	cmd.waited = true
+	cmd.mu.Unlock()
+
+	ws, ru, werr := proc.Wait()
+	end := time.Now()
+	if cmd.timer != nil {
+		cmd.timer.Stop()
+	}
+	if cmd.stopCtx != nil {
+		cmd.stopCtx()
+	}
+	var copyErr error
+	for i := 0; i < cmd.copies; i++ {
+		if err := <-cmd.copyErrs; err != nil && copyErr == nil {
+			copyErr = err
+		}
+	}
+	for _, c := range cmd.closeLate {
+		c.Close()
+	}
+	cmd.closeLate = nil
+
+	r := cmd.Result
+	r.RealTime = durp(end.Sub(cmd.start))
+	if werr != nil {
+		r.Status = StatusUK
+		r.Reason = "wait: " + werr.Error()
+		return &ExitError{Result: r}
+	}
+	cmd.mu.Lock()
+	stop := cmd.stop
+	cmd.mu.Unlock()
+	_, fsize := cmd.c.rlimits[RlimitFsize]
+	r.finish(ws, &ru, cmd.c.rlimits[RlimitCPU], fsize, stop)
+	if r.Status != StatusOK || *r.ExitCode != 0 {
+		return &ExitError{Result: r}
+	}
+	if copyErr != nil {
+		return copyErr
+	}
+	return nil
+}
+
+// Run starts the command and waits for it.
+func (cmd *Cmd) Run() error {
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	return cmd.Wait()
+}
+
+// Output runs the command and returns its standard output. If Stderr is nil
+// it is captured into the *ExitError.
+func (cmd *Cmd) Output() ([]byte, error) {
+	if cmd.Stdout != nil {
+		return nil, errors.New("hakoniwa: Stdout already set")
+	}
+	var out, errb bytes.Buffer
+	cmd.Stdout = &out
+	captureErr := cmd.Stderr == nil
+	if captureErr {
+		cmd.Stderr = &errb
+	}
+	err := cmd.Run()
+	var ee *ExitError
+	if captureErr && errors.As(err, &ee) {
+		ee.Stderr = errb.Bytes()
+	}
+	return out.Bytes(), err
+}
+
+// CombinedOutput runs the command and returns its standard output and
+// standard error together.
+func (cmd *Cmd) CombinedOutput() ([]byte, error) {
+	if cmd.Stdout != nil || cmd.Stderr != nil {
+		return nil, errors.New("hakoniwa: Stdout or Stderr already set")
+	}
+	var b bytes.Buffer
+	cmd.Stdout = &b
+	cmd.Stderr = &b
+	err := cmd.Run()
+	return b.Bytes(), err
+}

@@ -1,0 +1,627 @@
+package hakoniwa
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/hakoniwa-go/hakoniwa/internal/nsexec"
+	"golang.org/x/sys/unix"
+)
+
+// kindDevpts is the devpts instance inside a devfs.
+const kindDevpts MountKind = 100
+
+// resolveInRoot keeps every path walk inside the new root on the directory
+// it starts from: no "..", no absolute paths, and no symlinks at all, so that
+// nothing a bind source contains can redirect a mount or a file.
+const resolveInRoot = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS
+
+// maxID is the largest id a uid or gid map can hold.
+const maxID = 1<<32 - 2
+
+// A ConfigError is an invalid sandbox description, found before anything ran.
+type ConfigError struct {
+	What string // the entry or option at fault, such as "bind /x:/y"
+	Err  error
+}
+
+func (e *ConfigError) Error() string { return e.What + ": " + e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+func configErr(what string, format string, args ...any) error {
+	return &ConfigError{What: what, Err: fmt.Errorf(format, args...)}
+}
+
+// plan is a compiled command.
+type plan struct {
+	prog *nsexec.Program
+	uid  [2]int64 // inside, outside
+	gid  [2]int64
+}
+
+// command is what the compiler needs to know of a Cmd.
+type command struct {
+	path string   // program path inside the sandbox
+	argv []string // argv, argv[0] included
+	env  []string
+	dir  string // cwd inside; "" means /
+	keep []int  // fds kept open beyond 0-2
+}
+
+var callerUmask = sync.OnceValue(func() uint32 {
+	// Read rather than set-and-restore: umask(2) is process-wide and
+	// changing it would race with other goroutines creating files.
+	data, err := os.ReadFile("/proc/self/status")
+	if err == nil {
+		sc := bufio.NewScanner(bytes.NewReader(data))
+		for sc.Scan() {
+			if v, ok := strings.CutPrefix(sc.Text(), "Umask:"); ok {
+				if m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
+					return uint32(m)
+				}
+			}
+		}
+	}
+	return 0o022
+})
+
+// compile turns c and cmd into a plan. Everything that can be checked before
+// the clone is checked here, so that errors name the entry at fault.
+func (c *Container) compile(cmd command, log *slog.Logger) (*plan, error) {
+	flags := uint64(unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID)
+	if !c.shareIPC {
+		flags |= unix.CLONE_NEWIPC
+	}
+	if !c.shareNet {
+		flags |= unix.CLONE_NEWNET
+	}
+	if !c.shareUTS {
+		flags |= unix.CLONE_NEWUTS
+	}
+	if !c.shareCgroup {
+		flags |= unix.CLONE_NEWCGROUP
+	}
+	if c.shareUTS && c.hostnameSet {
+		return nil, configErr("hostname "+c.hostname, "needs a new uts namespace, but the host's is shared")
+	}
+	if !c.shareUTS {
+		if err := checkHostname(c.hostname); err != nil {
+			return nil, err
+		}
+	}
+
+	b := nsexec.NewBuilder(flags)
+	p := &plan{prog: b.P}
+	b.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, "set the parent-death signal to SIGKILL")
+	b.ParentAlive()
+	b.Umask(0)
+
+	// Identity: one id inside mapped to the caller's, written by the child.
+	p.uid = [2]int64{int64(os.Getuid()), int64(os.Getuid())}
+	p.gid = [2]int64{int64(os.Getgid()), int64(os.Getgid())}
+	if c.uid != nil {
+		if *c.uid < 0 || *c.uid > maxID {
+			return nil, configErr("uid "+strconv.FormatInt(*c.uid, 10), "out of range 0-%d", maxID)
+		}
+		p.uid[0] = *c.uid
+	}
+	if c.gid != nil {
+		if *c.gid < 0 || *c.gid > maxID {
+			return nil, configErr("gid "+strconv.FormatInt(*c.gid, 10), "out of range 0-%d", maxID)
+		}
+		p.gid[0] = *c.gid
+	}
+	for _, f := range []struct{ file, data string }{
+		{"uid_map", fmt.Sprintf("%d %d 1\n", p.uid[0], p.uid[1])},
+		{"setgroups", "deny"},
+		{"gid_map", fmt.Sprintf("%d %d 1\n", p.gid[0], p.gid[1])},
+	} {
+		name := "/proc/self/" + f.file
+		fd := b.Open(nsexec.AtCWD, name, unix.O_WRONLY, 0, 0, "open "+name)
+		b.Write(fd, []byte(f.data), fmt.Sprintf("write %q to %s", strings.TrimSpace(f.data), name))
+		b.Close(fd)
+	}
+	if log != nil {
+		log.Info(fmt.Sprintf("UID map: host_id: %d, container_id: %d", p.uid[1], p.uid[0]))
+		log.Info(fmt.Sprintf("GID map: host_id: %d, container_id: %d", p.gid[1], p.gid[0]))
+	}
+
+	b.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, "make every mount private")
+
+	entries, err := c.entries(log)
+	if err != nil {
+		return nil, err
+	}
+	l := &layout{b: b, dirs: map[string]int32{}, log: log}
+	if err := l.build(entries, c.rootRW); err != nil {
+		return nil, err
+	}
+
+	if !c.shareUTS {
+		b.Sethostname(c.hostname)
+	}
+	if cmd.dir != "" {
+		if !path.IsAbs(cmd.dir) {
+			return nil, configErr("workdir "+cmd.dir, "must be an absolute path inside the sandbox")
+		}
+		b.Chdir(cmd.dir, "chdir "+cmd.dir)
+	}
+	res := make([]int, 0, len(c.rlimits))
+	for r := range c.rlimits {
+		res = append(res, r)
+	}
+	sort.Ints(res)
+	for _, r := range res {
+		name := rlimitNames[r]
+		if name == "" {
+			name = "resource " + strconv.Itoa(r)
+		}
+		b.Setrlimit(r, c.rlimits[r], fmt.Sprintf("set RLIMIT_%s to %d", strings.ToUpper(name), c.rlimits[r]))
+	}
+	b.Setsid()
+	if !c.allowNewPrivs {
+		b.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, "set no_new_privs")
+	}
+	b.Umask(callerUmask())
+	b.DupStdio()
+	keep := make([]int32, 0, len(cmd.keep))
+	for _, fd := range cmd.keep {
+		if fd < 3 {
+			return nil, configErr("keep-fd "+strconv.Itoa(fd), "fds 0-2 are always kept")
+		}
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+			return nil, configErr("keep-fd "+strconv.Itoa(fd), "not an open file descriptor")
+		}
+		keep = append(keep, int32(fd))
+	}
+	b.CloseFds(keep)
+	for _, s := range append(append([]string{cmd.path}, cmd.argv...), cmd.env...) {
+		if strings.IndexByte(s, 0) >= 0 {
+			return nil, configErr("command", "argument or environment contains a NUL byte: %q", s)
+		}
+	}
+	if log != nil {
+		log.Info("Seccomp: disabled")
+		log.Info(fmt.Sprintf("Execve: %s %q", cmd.path, cmd.argv))
+	}
+	b.Exec(cmd.path, cmd.argv, cmd.env)
+	return p, nil
+}
+
+func checkHostname(name string) error {
+	if name == "" || len(name) > 64 || strings.IndexByte(name, 0) >= 0 {
+		return configErr("hostname "+strconv.Quote(name), "must be 1-64 bytes with no NUL")
+	}
+	return nil
+}
+
+// entry is a Mount checked and ready to lay out.
+type entry struct {
+	Mount
+	isDir    bool // the target is a directory
+	isDevice bool // a bind of a device: no nodev
+	attrs    uint64
+	opts     [][2]string // fsconfig options
+}
+
+// entries checks c's mounts and returns them keyed by target (the last
+// wins), devfs expanded, sorted so that parents come before children.
+func (c *Container) entries(log *slog.Logger) ([]entry, error) {
+	byTarget := map[string]int{}
+	var list []Mount
+	add := func(m Mount) {
+		if i, ok := byTarget[m.Target]; ok {
+			list[i] = m
+			return
+		}
+		byTarget[m.Target] = len(list)
+		list = append(list, m)
+	}
+	if !c.noProc {
+		add(Mount{Kind: KindProc, Target: "/proc"})
+	}
+	for _, m := range c.mounts {
+		what := m.Kind.String() + " " + m.Target
+		if m.Kind == KindBind {
+			what = "bind " + m.Source + ":" + m.Target
+		}
+		if !path.IsAbs(m.Target) {
+			return nil, configErr(what, "target must be an absolute path")
+		}
+		if m.Target == "/" {
+			return nil, configErr(what, "cannot replace the root")
+		}
+		for _, s := range []string{m.Source, m.Target, m.Link, m.Options} {
+			if strings.IndexByte(s, 0) >= 0 {
+				return nil, configErr(what, "contains a NUL byte")
+			}
+		}
+		add(m)
+		if m.Kind == KindDevfs {
+			for _, d := range []string{"null", "zero", "full", "random", "urandom", "tty"} {
+				add(Mount{Kind: KindBind, Source: "/dev/" + d, Target: path.Join(m.Target, d), RW: true, Optional: d == "tty"})
+			}
+			for _, l := range [][2]string{{"stdin", "/proc/self/fd/0"}, {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"},
+				{"fd", "/proc/self/fd"}, {"core", "/proc/kcore"}, {"ptmx", "pts/ptmx"}} {
+				add(Mount{Kind: KindSymlink, Target: path.Join(m.Target, l[0]), Link: l[1]})
+			}
+			add(Mount{Kind: kindDevpts, Target: path.Join(m.Target, "pts")})
+			add(Mount{Kind: KindTmpfs, Target: path.Join(m.Target, "shm"), Options: "mode=1777"})
+		}
+	}
+
+	var out []entry
+	for _, m := range list {
+		e := entry{Mount: m}
+		switch m.Kind {
+		case KindBind:
+			what := "bind " + m.Source + ":" + m.Target
+			if !path.IsAbs(m.Source) {
+				return nil, configErr(what, "source must be an absolute path")
+			}
+			fi, err := os.Stat(m.Source)
+			if err != nil {
+				if m.Optional && errors.Is(err, fs.ErrNotExist) {
+					if log != nil {
+						log.Info(fmt.Sprintf("Mount point: skipped, optional source %q does not exist", m.Source))
+					}
+					continue
+				}
+				return nil, &ConfigError{What: what, Err: err}
+			}
+			e.isDir = fi.IsDir()
+			e.isDevice = fi.Mode()&fs.ModeDevice != 0 || m.Source == "/dev" || strings.HasPrefix(m.Source, "/dev/")
+			e.attrs = unix.MOUNT_ATTR_NOSUID
+			if !e.isDevice {
+				e.attrs |= unix.MOUNT_ATTR_NODEV
+			}
+			if !m.RW {
+				e.attrs |= unix.MOUNT_ATTR_RDONLY
+			}
+		case KindTmpfs:
+			opts, ro, err := tmpfsOptions(m.Options)
+			if err != nil {
+				return nil, &ConfigError{What: "tmpfs " + m.Target + ":" + m.Options, Err: err}
+			}
+			e.isDir, e.opts = true, opts
+			e.attrs = unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV
+			if ro {
+				e.attrs |= unix.MOUNT_ATTR_RDONLY
+			}
+		case KindDevfs:
+			e.isDir, e.opts = true, [][2]string{{"mode", "0755"}}
+			e.attrs = unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NOEXEC
+		case kindDevpts:
+			e.isDir = true
+			e.opts = [][2]string{{"newinstance", ""}, {"ptmxmode", "0666"}, {"mode", "0620"}}
+			e.attrs = unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NOEXEC
+		case KindProc:
+			e.isDir = true
+			e.attrs = unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC
+		case KindDir:
+			e.isDir = true
+			if m.Mode == 0 {
+				e.Mode = 0o755
+			}
+			if m.Mode > 0o7777 {
+				return nil, configErr("dir "+m.Target, "mode %#o is out of range", m.Mode)
+			}
+		case KindSymlink:
+			if m.Link == "" {
+				return nil, configErr("symlink "+m.Target, "empty link target")
+			}
+		case KindFile:
+		default:
+			return nil, configErr(m.Target, "unknown mount kind %v", m.Kind)
+		}
+		out = append(out, e)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return pathLess(out[i].Target, out[j].Target) })
+	return out, nil
+}
+
+// pathLess orders paths component by component, so that a directory comes
+// right before everything below it.
+func pathLess(a, b string) bool {
+	return strings.ReplaceAll(a, "/", "\x00") < strings.ReplaceAll(b, "/", "\x00")
+}
+
+var tmpfsSize = regexp.MustCompile(`^[0-9]+[kKmMgG]?$|^[0-9]{1,3}%$`)
+
+// tmpfsOptions checks --tmpfs options and returns them as fsconfig pairs.
+func tmpfsOptions(s string) (opts [][2]string, ro bool, err error) {
+	opts = [][2]string{{"mode", "0755"}}
+	if s == "" {
+		return opts, false, nil
+	}
+	for _, o := range strings.Split(s, ",") {
+		k, v, hasV := strings.Cut(o, "=")
+		switch k {
+		case "ro":
+			ro = true
+			continue
+		case "rw":
+			ro = false
+			continue
+		case "size", "nr_blocks", "nr_inodes":
+			if !tmpfsSize.MatchString(v) {
+				return nil, false, fmt.Errorf("bad %s %q: want a number with an optional k, m, g or %% suffix", k, v)
+			}
+		case "mode":
+			m, err := strconv.ParseUint(v, 8, 32)
+			if err != nil || m > 0o7777 {
+				return nil, false, fmt.Errorf("bad mode %q: want octal, such as 1777", v)
+			}
+			opts[0][1] = fmt.Sprintf("%04o", m)
+			continue
+		case "huge":
+		default:
+			return nil, false, fmt.Errorf("unknown option %q (known: size, nr_blocks, nr_inodes, mode, huge, ro, rw)", k)
+		}
+		if !hasV {
+			return nil, false, fmt.Errorf("option %q needs a value", k)
+		}
+		opts = append(opts, [2]string{k, v})
+	}
+	return opts, ro, nil
+}
+
+// layout emits the steps that build the new root.
+type layout struct {
+	b      *nsexec.Builder
+	log    *slog.Logger
+	root   int32
+	dirs   map[string]int32 // O_PATH fds of directories in the new root
+	placed []entry          // mounts placed so far
+}
+
+func (l *layout) logMount(e entry) {
+	if l.log == nil {
+		return
+	}
+	switch e.Kind {
+	case KindBind:
+		src := e.Source
+		if r, err := filepath.EvalSymlinks(src); err == nil {
+			src = r
+		}
+		l.log.Info(fmt.Sprintf("Mount point: host_path: %q, container_path: %q, fstype: \"\", rw: %v", src, e.Target, e.RW))
+	case KindTmpfs, KindProc, KindDevfs, kindDevpts:
+		fstype := map[MountKind]string{KindTmpfs: "tmpfs", KindProc: "proc", KindDevfs: "tmpfs", kindDevpts: "devpts"}[e.Kind]
+		l.log.Info(fmt.Sprintf("Mount point: host_path: \"\", container_path: %q, fstype: %q, rw: %v", e.Target, fstype, e.attrs&unix.MOUNT_ATTR_RDONLY == 0))
+	case KindDir:
+		l.log.Debug(fmt.Sprintf("Directory: %q, mode: %#o", e.Target, e.Mode))
+	case KindSymlink:
+		l.log.Debug(fmt.Sprintf("Symlink: %q -> %q", e.Target, e.Link))
+	case KindFile:
+		l.log.Debug(fmt.Sprintf("File: %q, %d bytes", e.Target, len(e.Contents)))
+	}
+}
+
+func (l *layout) build(entries []entry, rootRW bool) error {
+	b := l.b
+	// Clone every bind source first, while host paths still resolve on
+	// the host; from here on they are used by fd only.
+	trees := make([]int32, len(entries))
+	for i, e := range entries {
+		if e.Kind != KindBind {
+			continue
+		}
+		trees[i] = b.OpenTree(e.Source, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE, "clone the mount tree of "+e.Source)
+		b.SetAttr(trees[i], e.attrs, 0, true, fmt.Sprintf("make the bind of %s %s", e.Source, attrNames(e.attrs)))
+	}
+	l.root = b.NewMount("tmpfs", [][2]string{{"mode", "0755"}}, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV, "create the root tmpfs")
+	b.MoveMount(l.root, nsexec.AtCWD, "/", "mount the root tmpfs over /")
+	l.dirs["/"] = l.root
+	if l.log != nil {
+		l.log.Info(`Mount point: host_path: "", container_path: "/", fstype: "tmpfs", rw: ` + strconv.FormatBool(rootRW))
+	}
+
+	for i, e := range entries {
+		l.logMount(e)
+		switch e.Kind {
+		case KindBind, KindTmpfs, KindProc, KindDevfs, kindDevpts:
+			var src int32
+			switch e.Kind {
+			case KindBind:
+				src = trees[i]
+			case KindProc:
+				src = b.NewMount("proc", nil, e.attrs, "create a proc instance for "+e.Target)
+			case kindDevpts:
+				src = b.NewMount("devpts", e.opts, e.attrs, "create a devpts instance for "+e.Target)
+			default:
+				src = b.NewMount("tmpfs", e.opts, e.attrs, "create a tmpfs for "+e.Target)
+			}
+			dst, err := l.target(e)
+			if err != nil {
+				return err
+			}
+			b.MoveMount(src, dst, "", fmt.Sprintf("mount %s on %s", describe(e), e.Target))
+			b.Close(dst)
+			b.Close(src)
+			l.forget(e.Target)
+			l.placed = append(l.placed, e)
+		case KindDir:
+			parent, err := l.createIn(e)
+			if err != nil {
+				return err
+			}
+			b.Mkdir(parent, path.Base(e.Target), e.Mode, true, fmt.Sprintf("mkdir %s mode %#o", e.Target, e.Mode))
+		case KindSymlink:
+			parent, err := l.createIn(e)
+			if err != nil {
+				return err
+			}
+			b.Symlink(parent, e.Link, path.Base(e.Target), fmt.Sprintf("symlink %s -> %s", e.Target, e.Link))
+		case KindFile:
+			parent, err := l.createIn(e)
+			if err != nil {
+				return err
+			}
+			fd := b.Open(parent, path.Base(e.Target), unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC, 0o644, resolveInRoot, "create file "+e.Target)
+			b.Write(fd, e.Contents, fmt.Sprintf("write %d bytes to %s", len(e.Contents), e.Target))
+			b.Close(fd)
+		}
+	}
+	if !rootRW {
+		b.SetAttr(l.root, unix.MOUNT_ATTR_RDONLY, 0, false, "make the root read-only")
+	}
+	b.Fchdir(l.root, "chdir to the new root")
+	b.PivotRoot("pivot_root to the new root")
+	b.Umount(".", unix.MNT_DETACH, "detach the old root")
+	b.Chdir("/", "chdir /")
+	return nil
+}
+
+func describe(e entry) string {
+	switch e.Kind {
+	case KindBind:
+		return "the bind of " + e.Source
+	case KindDevfs:
+		return "a devfs tmpfs"
+	}
+	return "a new " + map[MountKind]string{KindTmpfs: "tmpfs", KindProc: "proc", kindDevpts: "devpts"}[e.Kind]
+}
+
+func attrNames(a uint64) string {
+	var s []string
+	if a&unix.MOUNT_ATTR_RDONLY != 0 {
+		s = append(s, "read-only")
+	} else {
+		s = append(s, "read-write")
+	}
+	if a&unix.MOUNT_ATTR_NOSUID != 0 {
+		s = append(s, "nosuid")
+	}
+	if a&unix.MOUNT_ATTR_NODEV != 0 {
+		s = append(s, "nodev")
+	}
+	if a&unix.MOUNT_ATTR_NOEXEC != 0 {
+		s = append(s, "noexec")
+	}
+	return strings.Join(s, ",") + " (recursively)"
+}
+
+// owner returns the mount that p lies in: the deepest placed mount above p,
+// or nil for the root tmpfs.
+func (l *layout) owner(p string) *entry {
+	for i := len(l.placed) - 1; i >= 0; i-- {
+		t := l.placed[i].Target
+		if strings.HasPrefix(p, t+"/") {
+			return &l.placed[i]
+		}
+	}
+	return nil
+}
+
+// creatable reports whether new entries may be made at p: only on tmpfs
+// that this sandbox made, never inside a bind of the host or in proc.
+func creatable(owner *entry) bool {
+	return owner == nil || owner.Kind == KindTmpfs || owner.Kind == KindDevfs
+}
+
+// dir returns the slot of an O_PATH fd of directory p in the new root,
+// creating it and its parents where they lie on our own tmpfs.
+func (l *layout) dir(p string) (int32, error) {
+	if fd, ok := l.dirs[p]; ok {
+		return fd, nil
+	}
+	parent, err := l.dir(path.Dir(p))
+	if err != nil {
+		return 0, err
+	}
+	name := path.Base(p)
+	if o := l.owner(p); creatable(o) {
+		l.b.Mkdir(parent, name, 0o755, true, "mkdir "+p)
+	} else if err := l.mustExist(o, p, true); err != nil {
+		return 0, err
+	}
+	fd := l.b.Open(parent, name, unix.O_PATH|unix.O_DIRECTORY, 0, resolveInRoot, "open directory "+p)
+	l.dirs[p] = fd
+	return fd, nil
+}
+
+// mustExist checks, for a clear early error, that p exists in the bind it
+// lies in. hakoniwa never creates anything on the host's file systems.
+func (l *layout) mustExist(o *entry, p string, wantDir bool) error {
+	if o.Kind != KindBind {
+		return configErr(p, "cannot create a mount point inside the %s at %s", o.Kind, o.Target)
+	}
+	host := path.Join(o.Source, strings.TrimPrefix(p, o.Target))
+	fi, err := os.Lstat(host)
+	if err != nil {
+		return configErr(p, "lies in the bind of %s at %s, and %s does not exist: hakoniwa does not create mount points on the host", o.Source, o.Target, host)
+	}
+	if wantDir && !fi.IsDir() {
+		return configErr(p, "lies in the bind of %s at %s, and %s is not a directory", o.Source, o.Target, host)
+	}
+	return nil
+}
+
+// target returns the slot of an fd of e's mount point, created if needed.
+func (l *layout) target(e entry) (int32, error) {
+	parent, err := l.dir(path.Dir(e.Target))
+	if err != nil {
+		return 0, err
+	}
+	name := path.Base(e.Target)
+	o := l.owner(e.Target)
+	if !creatable(o) {
+		if err := l.mustExist(o, e.Target, e.isDir); err != nil {
+			return 0, err
+		}
+		flags := uint64(unix.O_PATH)
+		if e.isDir {
+			flags |= unix.O_DIRECTORY
+		}
+		return l.b.Open(parent, name, flags, 0, resolveInRoot, "open mount point "+e.Target), nil
+	}
+	if e.isDir {
+		l.b.Mkdir(parent, name, 0o755, true, "mkdir "+e.Target)
+		return l.b.Open(parent, name, unix.O_PATH|unix.O_DIRECTORY, 0, resolveInRoot, "open mount point "+e.Target), nil
+	}
+	return l.b.Open(parent, name, unix.O_RDONLY|unix.O_CREAT, 0o644, resolveInRoot, "create mount point "+e.Target), nil
+}
+
+// createIn returns the parent directory for a dir, symlink or file entry,
+// which may only be made on our own tmpfs.
+func (l *layout) createIn(e entry) (int32, error) {
+	if o := l.owner(e.Target); !creatable(o) {
+		return 0, configErr(e.Kind.String()+" "+e.Target, "lies inside the %s at %s; entries can only be created on the root, a tmpfs or a devfs", describeOwner(o), o.Target)
+	}
+	return l.dir(path.Dir(e.Target))
+}
+
+func describeOwner(o *entry) string {
+	if o.Kind == KindBind {
+		return "bind of " + o.Source
+	}
+	return o.Kind.String()
+}
+
+// forget drops cached fds at and below p, which a mount on p has hidden.
+func (l *layout) forget(p string) {
+	var gone []string
+	for k := range l.dirs {
+		if k == p || strings.HasPrefix(k, p+"/") {
+			gone = append(gone, k)
+		}
+	}
+	sort.Strings(gone)
+	for _, k := range gone {
+		l.b.Close(l.dirs[k])
+		delete(l.dirs, k)
+	}
+}

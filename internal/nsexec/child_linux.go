@@ -1,0 +1,141 @@
+package nsexec
+
+import (
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// runChild executes p's steps in the freshly cloned child and never returns.
+//
+// It runs in a copy of the parent's address space in which only this thread
+// exists. It must not allocate, take a lock, call the runtime or grow the
+// stack: every function it calls is nosplit and makes raw system calls.
+//
+//go:nosplit
+//go:norace
+func runChild(p *Program, errfd int32) {
+	var (
+		i     int
+		s     *Step
+		r1    uintptr
+		errno syscall.Errno
+		dir   uintptr
+		done  uintptr
+		pfd   unix.PollFd
+	)
+	for i = 0; i < len(p.Steps); i++ {
+		s = &p.Steps[i]
+		errno = 0
+		dir = atFDCWD
+		if s.Dir >= 0 {
+			dir = uintptr(p.fds[s.Dir])
+		}
+		switch s.Kind {
+		case OpOpen:
+			r1, _, errno = syscall.RawSyscall6(unix.SYS_OPENAT2, dir, uintptr(unsafe.Pointer(s.P1)), uintptr(s.Ptr), unix.SizeofOpenHow, 0, 0)
+			p.fds[s.Slot] = int32(r1)
+		case OpWrite:
+			done = 0
+			for done < s.N {
+				r1, _, errno = syscall.RawSyscall(unix.SYS_WRITE, uintptr(p.fds[s.Slot]), uintptr(unsafe.Pointer(s.P2))+done, s.N-done)
+				if errno == syscall.EINTR {
+					errno = 0
+					continue
+				}
+				if errno != 0 {
+					break
+				}
+				done += r1
+			}
+		case OpClose:
+			syscall.RawSyscall(unix.SYS_CLOSE, uintptr(p.fds[s.Slot]), 0, 0)
+		case OpMount:
+			_, _, errno = syscall.RawSyscall6(unix.SYS_MOUNT, uintptr(unsafe.Pointer(s.P1)), uintptr(unsafe.Pointer(s.P2)), uintptr(unsafe.Pointer(s.P3)), s.A, 0, 0)
+		case OpOpenTree:
+			r1, _, errno = syscall.RawSyscall(unix.SYS_OPEN_TREE, atFDCWD, uintptr(unsafe.Pointer(s.P1)), s.A)
+			p.fds[s.Slot] = int32(r1)
+		case OpSetAttr:
+			_, _, errno = syscall.RawSyscall6(unix.SYS_MOUNT_SETATTR, uintptr(p.fds[s.Slot]), uintptr(unsafe.Pointer(p.empty)), unix.AT_EMPTY_PATH|s.A, uintptr(s.Ptr), unsafe.Sizeof(unix.MountAttr{}), 0)
+		case OpFsOpen:
+			r1, _, errno = syscall.RawSyscall(unix.SYS_FSOPEN, uintptr(unsafe.Pointer(s.P1)), unix.FSOPEN_CLOEXEC, 0)
+			p.fds[s.Slot] = int32(r1)
+		case OpFsConfig:
+			_, _, errno = syscall.RawSyscall6(unix.SYS_FSCONFIG, uintptr(p.fds[s.Slot]), s.A, uintptr(unsafe.Pointer(s.P1)), uintptr(unsafe.Pointer(s.P2)), 0, 0)
+		case OpFsMount:
+			r1, _, errno = syscall.RawSyscall(unix.SYS_FSMOUNT, dir, unix.FSMOUNT_CLOEXEC, s.A)
+			p.fds[s.Slot] = int32(r1)
+		case OpMoveMount:
+			r1 = atFDCWD
+			if s.Slot >= 0 {
+				r1 = uintptr(p.fds[s.Slot])
+			}
+			_, _, errno = syscall.RawSyscall6(unix.SYS_MOVE_MOUNT, dir, uintptr(unsafe.Pointer(p.empty)), r1, uintptr(unsafe.Pointer(s.P1)), s.A, 0)
+		case OpMkdir:
+			_, _, errno = syscall.RawSyscall(unix.SYS_MKDIRAT, dir, uintptr(unsafe.Pointer(s.P1)), s.A)
+			if errno == syscall.EEXIST && s.B != 0 {
+				errno = 0
+			}
+		case OpSymlink:
+			_, _, errno = syscall.RawSyscall(unix.SYS_SYMLINKAT, uintptr(unsafe.Pointer(s.P1)), dir, uintptr(unsafe.Pointer(s.P2)))
+		case OpFchmod:
+			_, _, errno = syscall.RawSyscall(unix.SYS_FCHMOD, uintptr(p.fds[s.Slot]), s.A, 0)
+		case OpFchdir:
+			_, _, errno = syscall.RawSyscall(unix.SYS_FCHDIR, uintptr(p.fds[s.Slot]), 0, 0)
+		case OpChdir:
+			_, _, errno = syscall.RawSyscall(unix.SYS_CHDIR, uintptr(unsafe.Pointer(s.P1)), 0, 0)
+		case OpPivotRoot:
+			_, _, errno = syscall.RawSyscall(unix.SYS_PIVOT_ROOT, uintptr(unsafe.Pointer(s.P1)), uintptr(unsafe.Pointer(s.P1)), 0)
+		case OpUmount:
+			_, _, errno = syscall.RawSyscall(unix.SYS_UMOUNT2, uintptr(unsafe.Pointer(s.P1)), s.A, 0)
+		case OpSethostname:
+			_, _, errno = syscall.RawSyscall(unix.SYS_SETHOSTNAME, uintptr(unsafe.Pointer(s.P1)), s.A, 0)
+		case OpSetrlimit:
+			_, _, errno = syscall.RawSyscall6(unix.SYS_PRLIMIT64, 0, s.A, uintptr(s.Ptr), 0, 0, 0)
+		case OpSetsid:
+			_, _, errno = syscall.RawSyscall(unix.SYS_SETSID, 0, 0, 0)
+		case OpPrctl:
+			_, _, errno = syscall.RawSyscall6(unix.SYS_PRCTL, s.A, s.B, s.C, 0, 0, 0)
+		case OpParentAlive:
+			// The parent holds the write end of the pipe whose read end
+			// is p.alive[0]. If it has died, poll reports a hang-up.
+			syscall.RawSyscall(unix.SYS_CLOSE, uintptr(p.alive[1]), 0, 0)
+			pfd.Fd = p.alive[0]
+			pfd.Events = unix.POLLIN
+			r1, _, errno = syscall.RawSyscall(unix.SYS_POLL, uintptr(unsafe.Pointer(&pfd)), 1, 0)
+			if errno == 0 && r1 > 0 && pfd.Revents&unix.POLLHUP != 0 {
+				errno = syscall.ESRCH
+			}
+		case OpDupStdio:
+			for r1 = 0; r1 < 3; r1++ {
+				_, _, errno = syscall.RawSyscall(unix.SYS_DUP3, uintptr(p.stdio[r1]), r1, 0)
+				if errno != 0 {
+					break
+				}
+			}
+		case OpCloseFds:
+			_, _, errno = syscall.RawSyscall(unix.SYS_CLOSE_RANGE, 3, ^uintptr(0)>>32, unix.CLOSE_RANGE_CLOEXEC)
+			for r1 = 0; errno == 0 && r1 < p.keepN; r1++ {
+				_, _, errno = syscall.RawSyscall(unix.SYS_FCNTL, uintptr(*(*int32)(unsafe.Add(unsafe.Pointer(p.keepP), r1*4))), unix.F_SETFD, 0)
+			}
+		case OpUmask:
+			syscall.RawSyscall(unix.SYS_UMASK, s.A, 0, 0)
+		case OpExec:
+			_, _, errno = syscall.RawSyscall(unix.SYS_EXECVE, uintptr(unsafe.Pointer(s.P1)), uintptr(unsafe.Pointer(&p.argv[0])), uintptr(unsafe.Pointer(&p.envv[0])))
+		}
+		if errno != 0 {
+			break
+		}
+	}
+	// Only a failure gets here.
+	p.errb.Step = uint32(i)
+	p.errb.Errno = uint32(errno)
+	syscall.RawSyscall(unix.SYS_WRITE, uintptr(errfd), uintptr(unsafe.Pointer(&p.errb)), unsafe.Sizeof(p.errb))
+	for {
+		syscall.RawSyscall(unix.SYS_EXIT_GROUP, 125, 0, 0)
+	}
+}
+
+// atFDCWD is AT_FDCWD as a system call argument.
+const atFDCWD = ^uintptr(99) // -100

@@ -1,0 +1,337 @@
+// Package nsexec runs a sandbox plan in a freshly cloned child process.
+//
+// The parent compiles the whole sandbox into a Program: a flat list of steps
+// whose arguments are plain data (NUL-terminated byte strings, integers and
+// pre-built kernel structs). Start clones the child with the namespace flags
+// from a goroutine locked to its OS thread. The child then executes the steps
+// with raw system calls only, up to execve: it never allocates, takes locks or
+// grows its stack, so it is safe in a copy of a multi-threaded Go process. A
+// failing step is reported as (step index, errno) over a close-on-exec pipe;
+// end of file on that pipe means execve succeeded.
+//
+// Our own binary is never executed inside the sandbox.
+package nsexec
+
+import (
+	"fmt"
+	"strings"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Kind is the kind of one step of a Program.
+type Kind uint8
+
+// The step kinds. Each is executed by the child as one or a few raw system
+// calls; see (*Program).String for their printed form.
+const (
+	OpOpen        Kind = iota + 1 // fd[slot] = openat2(fd[dir], p1, how)
+	OpWrite                       // write all of p2[:n] to fd[slot]
+	OpClose                       // close(fd[slot])
+	OpMount                       // mount(p1, p2, p3, a, nil)
+	OpOpenTree                    // fd[slot] = open_tree(AT_FDCWD, p1, a)
+	OpSetAttr                     // mount_setattr(fd[slot], "", AT_EMPTY_PATH|a, attr)
+	OpFsOpen                      // fd[slot] = fsopen(p1, FSOPEN_CLOEXEC)
+	OpFsConfig                    // fsconfig(fd[slot], a, p1, p2, 0)
+	OpFsMount                     // fd[slot] = fsmount(fd[dir], FSMOUNT_CLOEXEC, a)
+	OpMoveMount                   // move_mount(fd[dir], "", fd[slot] or AT_FDCWD, p1, a)
+	OpMkdir                       // mkdirat(fd[dir], p1, a); EEXIST is fine if b != 0
+	OpSymlink                     // symlinkat(p1, fd[dir], p2)
+	OpFchmod                      // fchmod(fd[slot], a)
+	OpFchdir                      // fchdir(fd[slot])
+	OpChdir                       // chdir(p1)
+	OpPivotRoot                   // pivot_root(".", ".")
+	OpUmount                      // umount2(p1, a)
+	OpSethostname                 // sethostname(p1, a)
+	OpSetrlimit                   // prlimit64(0, a, rlimit, nil)
+	OpSetsid                      // setsid()
+	OpPrctl                       // prctl(a, b, c, 0, 0)
+	OpParentAlive                 // exit if fd[slot] (read end of the parent's pipe) hangs up
+	OpCloseFds                    // close_range(3, ~0, CLOSE_RANGE_CLOEXEC), then keep the fds in keep
+	OpDupStdio                    // dup3(stdio[i], i, 0) for i in 0..2
+	OpUmask                       // umask(a)
+	OpExec                        // execve(p1, argv, envv)
+)
+
+// AtCWD as a dir slot means AT_FDCWD.
+const AtCWD = -1
+
+// Step is one step of a Program. The child reads only the fields before Desc.
+type Step struct {
+	Kind Kind
+	Slot int32 // result or operand fd slot
+	Dir  int32 // directory fd slot, or AtCWD
+
+	A, B, C uintptr
+	P1, P2  *byte
+	P3      *byte
+	N       uintptr
+	Ptr     unsafe.Pointer // a pre-built kernel struct (open_how, mount_attr, rlimit)
+
+	// Desc says in words what the step does, for --dry-run and for errors.
+	Desc string
+}
+
+// Program is a compiled sandbox: the clone flags and the steps the child runs.
+type Program struct {
+	CloneFlags uint64
+	Steps      []Step
+	Slots      int     // number of fd slots the steps use
+	Keep       []int32 // fds kept open across execve, beyond 0-2
+
+	fds   []int32     // fd slots, written by the child in its copy of memory
+	stdio [3]int32    // set by Start
+	argv  []*byte     // NUL-terminated argv array
+	envv  []*byte     // NUL-terminated envv array
+	alive [2]int32    // parent-alive pipe, set by Start
+	keepP *int32      // first element of Keep, or nil
+	keepN uintptr     // len(Keep)
+	empty *byte       // ""
+	pathv []*byte     // keeps argv/envv strings alive
+	errb  childReport // buffer the child writes its failure into
+}
+
+// childReport is what a failing child writes on the error pipe.
+type childReport struct {
+	Step  uint32
+	Errno uint32
+}
+
+// cstr returns a NUL-terminated copy of s. It panics on an embedded NUL,
+// which the compiler has already rejected with a clear error.
+func cstr(s string) *byte {
+	p, err := syscall.BytePtrFromString(s)
+	if err != nil {
+		panic(fmt.Sprintf("nsexec: string with NUL byte: %q", s))
+	}
+	return p
+}
+
+// Builder appends steps to a Program.
+type Builder struct {
+	P *Program
+}
+
+// NewBuilder returns a Builder for a Program with the given clone flags.
+func NewBuilder(cloneFlags uint64) *Builder {
+	return &Builder{P: &Program{CloneFlags: cloneFlags}}
+}
+
+// Slot allocates a new fd slot.
+func (b *Builder) Slot() int32 {
+	b.P.Slots++
+	return int32(b.P.Slots - 1)
+}
+
+func (b *Builder) add(s Step) {
+	b.P.Steps = append(b.P.Steps, s)
+}
+
+// Open opens path (relative to the fd in dir) with openat2.
+func (b *Builder) Open(dir int32, path string, flags, mode, resolve uint64, desc string) int32 {
+	slot := b.Slot()
+	how := &unix.OpenHow{Flags: flags | unix.O_CLOEXEC, Mode: mode, Resolve: resolve}
+	b.add(Step{Kind: OpOpen, Slot: slot, Dir: dir, P1: cstr(path), Ptr: unsafe.Pointer(how), Desc: desc})
+	return slot
+}
+
+// Write writes data to the fd in slot.
+func (b *Builder) Write(slot int32, data []byte, desc string) {
+	p := make([]byte, len(data)+1)
+	copy(p, data)
+	b.add(Step{Kind: OpWrite, Slot: slot, P2: &p[0], N: uintptr(len(data)), Desc: desc})
+}
+
+// Close closes the fd in slot.
+func (b *Builder) Close(slot int32) {
+	b.add(Step{Kind: OpClose, Slot: slot, Desc: "close"})
+}
+
+// Mount calls mount(2) with no data.
+func (b *Builder) Mount(src, target, fstype string, flags uintptr, desc string) {
+	b.add(Step{Kind: OpMount, P1: cstr(src), P2: cstr(target), P3: cstr(fstype), A: flags, Desc: desc})
+}
+
+// OpenTree clones the mount tree at a host path into a detached tree.
+func (b *Builder) OpenTree(path string, flags uintptr, desc string) int32 {
+	slot := b.Slot()
+	b.add(Step{Kind: OpOpenTree, Slot: slot, P1: cstr(path), A: flags, Desc: desc})
+	return slot
+}
+
+// SetAttr changes the attributes of the mount (tree) in slot.
+func (b *Builder) SetAttr(slot int32, set, clr uint64, recursive bool, desc string) {
+	var flags uintptr
+	if recursive {
+		flags = unix.AT_RECURSIVE
+	}
+	attr := &unix.MountAttr{Attr_set: set, Attr_clr: clr}
+	b.add(Step{Kind: OpSetAttr, Slot: slot, A: flags, Ptr: unsafe.Pointer(attr), Desc: desc})
+}
+
+// NewMount creates a detached mount of a new fstype instance with the given
+// string options, and returns the slot of the mount fd.
+func (b *Builder) NewMount(fstype string, opts [][2]string, attrs uint64, desc string) int32 {
+	ctx := b.Slot()
+	b.add(Step{Kind: OpFsOpen, Slot: ctx, P1: cstr(fstype), Desc: desc})
+	for _, kv := range opts {
+		if kv[1] == "" {
+			b.add(Step{Kind: OpFsConfig, Slot: ctx, A: unix.FSCONFIG_SET_FLAG, P1: cstr(kv[0]), Desc: desc + ": option " + kv[0]})
+		} else {
+			b.add(Step{Kind: OpFsConfig, Slot: ctx, A: unix.FSCONFIG_SET_STRING, P1: cstr(kv[0]), P2: cstr(kv[1]), Desc: desc + ": option " + kv[0] + "=" + kv[1]})
+		}
+	}
+	b.add(Step{Kind: OpFsConfig, Slot: ctx, A: unix.FSCONFIG_CMD_CREATE, Desc: desc + ": create"})
+	mnt := b.Slot()
+	b.add(Step{Kind: OpFsMount, Slot: mnt, Dir: ctx, A: uintptr(attrs), Desc: desc})
+	b.Close(ctx)
+	return mnt
+}
+
+// MoveMount attaches the detached mount in src onto the fd in dst, or onto
+// path if dst is AtCWD.
+func (b *Builder) MoveMount(src, dst int32, path string, desc string) {
+	flags := uintptr(unix.MOVE_MOUNT_F_EMPTY_PATH)
+	if dst != AtCWD {
+		flags |= unix.MOVE_MOUNT_T_EMPTY_PATH
+	}
+	b.add(Step{Kind: OpMoveMount, Slot: dst, Dir: src, P1: cstr(path), A: flags, Desc: desc})
+}
+
+// Mkdir creates name in the directory in dir.
+func (b *Builder) Mkdir(dir int32, name string, mode uint32, existOK bool, desc string) {
+	var ok uintptr
+	if existOK {
+		ok = 1
+	}
+	b.add(Step{Kind: OpMkdir, Dir: dir, P1: cstr(name), A: uintptr(mode), B: ok, Desc: desc})
+}
+
+// Symlink creates name in dir as a symlink to target.
+func (b *Builder) Symlink(dir int32, target, name string, desc string) {
+	b.add(Step{Kind: OpSymlink, Dir: dir, P1: cstr(target), P2: cstr(name), Desc: desc})
+}
+
+// Fchmod sets the mode of the fd in slot.
+func (b *Builder) Fchmod(slot int32, mode uint32, desc string) {
+	b.add(Step{Kind: OpFchmod, Slot: slot, A: uintptr(mode), Desc: desc})
+}
+
+// Fchdir changes to the directory in slot.
+func (b *Builder) Fchdir(slot int32, desc string) {
+	b.add(Step{Kind: OpFchdir, Slot: slot, Desc: desc})
+}
+
+// Chdir changes to path.
+func (b *Builder) Chdir(path string, desc string) {
+	b.add(Step{Kind: OpChdir, P1: cstr(path), Desc: desc})
+}
+
+// PivotRoot makes the current directory the root, with the old root on top
+// of it, ready to be detached by Umount(".").
+func (b *Builder) PivotRoot(desc string) {
+	b.add(Step{Kind: OpPivotRoot, P1: cstr("."), Desc: desc})
+}
+
+// Umount unmounts path.
+func (b *Builder) Umount(path string, flags uintptr, desc string) {
+	b.add(Step{Kind: OpUmount, P1: cstr(path), A: flags, Desc: desc})
+}
+
+// Sethostname sets the hostname of the new uts namespace.
+func (b *Builder) Sethostname(name string) {
+	p := cstr(name)
+	b.add(Step{Kind: OpSethostname, P1: p, A: uintptr(len(name)), Desc: "sethostname " + name})
+}
+
+// Setrlimit sets resource res to soft = hard = v.
+func (b *Builder) Setrlimit(res int, v uint64, desc string) {
+	lim := &unix.Rlimit{Cur: v, Max: v}
+	b.add(Step{Kind: OpSetrlimit, A: uintptr(res), Ptr: unsafe.Pointer(lim), Desc: desc})
+}
+
+// Umask sets the file mode creation mask.
+func (b *Builder) Umask(mask uint32) {
+	b.add(Step{Kind: OpUmask, A: uintptr(mask), Desc: fmt.Sprintf("umask %04o", mask)})
+}
+
+// Setsid starts a new session.
+func (b *Builder) Setsid() {
+	b.add(Step{Kind: OpSetsid, Desc: "setsid"})
+}
+
+// Prctl calls prctl(option, arg2, arg3).
+func (b *Builder) Prctl(option, arg2, arg3 uintptr, desc string) {
+	b.add(Step{Kind: OpPrctl, A: option, B: arg2, C: arg3, Desc: desc})
+}
+
+// ParentAlive makes the child exit if its parent is already gone.
+func (b *Builder) ParentAlive() {
+	b.add(Step{Kind: OpParentAlive, Desc: "check that the parent is alive"})
+}
+
+// DupStdio installs the caller's stdin, stdout and stderr as fds 0-2.
+func (b *Builder) DupStdio() {
+	b.add(Step{Kind: OpDupStdio, Desc: "install stdin, stdout and stderr"})
+}
+
+// CloseFds marks every fd from 3 up close-on-exec except those in keep.
+func (b *Builder) CloseFds(keep []int32) {
+	b.P.Keep = append([]int32(nil), keep...)
+	desc := "close every fd above 2 at execve"
+	if len(keep) > 0 {
+		desc += fmt.Sprintf(" except %v", keep)
+	}
+	b.add(Step{Kind: OpCloseFds, Desc: desc})
+}
+
+// Exec runs path with argv and env. It is the last step.
+func (b *Builder) Exec(path string, argv, env []string) {
+	p := b.P
+	p.argv = make([]*byte, len(argv)+1)
+	for i, a := range argv {
+		p.argv[i] = cstr(a)
+	}
+	p.envv = make([]*byte, len(env)+1)
+	for i, e := range env {
+		p.envv[i] = cstr(e)
+	}
+	b.add(Step{Kind: OpExec, P1: cstr(path), Desc: fmt.Sprintf("execve %s %q", path, argv)})
+}
+
+// String prints the program, one step a line, for --dry-run.
+func (p *Program) String() string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "clone flags %s\n", CloneFlagNames(p.CloneFlags))
+	for i, s := range p.Steps {
+		if s.Kind == OpClose {
+			continue
+		}
+		fmt.Fprintf(&sb, "%3d %s\n", i, s.Desc)
+	}
+	return sb.String()
+}
+
+// CloneFlagNames names the namespace bits of flags.
+func CloneFlagNames(flags uint64) string {
+	names := []struct {
+		bit  uint64
+		name string
+	}{
+		{unix.CLONE_NEWUSER, "user"}, {unix.CLONE_NEWNS, "mount"}, {unix.CLONE_NEWPID, "pid"},
+		{unix.CLONE_NEWIPC, "ipc"}, {unix.CLONE_NEWNET, "net"}, {unix.CLONE_NEWUTS, "uts"},
+		{unix.CLONE_NEWCGROUP, "cgroup"},
+	}
+	var out []string
+	for _, n := range names {
+		if flags&n.bit != 0 {
+			out = append(out, n.name)
+		}
+	}
+	if len(out) == 0 {
+		return "(none)"
+	}
+	return "new " + strings.Join(out, ",") + " namespaces"
+}
