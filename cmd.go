@@ -148,14 +148,12 @@ func (cmd *Cmd) Start() error {
 	cmd.Result = &Result{StartTime: cmd.start.UTC()}
 
 	if cmd.lookErr != nil {
-		return cmd.fail(&SetupError{Step: "look up " + cmd.Path + " in PATH", Err: errors.New("command not found"), ExitCode: 127})
+		return cmd.fail(cmd.notFound())
 	}
 	if err := cmd.ctx.Err(); err != nil {
 		return cmd.fail(&SetupError{Err: err, ExitCode: 125})
 	}
-	env := dedupEnv(append(cmd.c.Env(), cmd.Env...))
-	keep := append(append([]int(nil), cmd.c.keepFds...), cmd.KeepFds...)
-	p, err := cmd.c.compile(command{path: cmd.Path, argv: cmd.Args, env: env, dir: cmd.Dir, keep: keep}, cmd.c.logger)
+	p, err := cmd.compile()
 	if err != nil {
 		return cmd.fail(&SetupError{Err: err, ExitCode: 125})
 	}
@@ -447,4 +445,27 @@ func (cmd *Cmd) CombinedOutput() ([]byte, error) {
 	cmd.Stderr = &b
 	err := cmd.Run()
 	return b.Bytes(), err
+}
+
+// Plan compiles the sandbox without running it and returns the steps the
+// child would run, one a line.
+func (cmd *Cmd) Plan() (string, error) {
+	if cmd.lookErr != nil {
+		return "", cmd.notFound()
+	}
+	p, err := cmd.compile()
+	if err != nil {
+		return "", err
+	}
+	return p.prog.String(), nil
+}
+
+func (cmd *Cmd) notFound() *SetupError {
+	return &SetupError{Step: "look up " + cmd.Path + " in PATH", Err: errors.New("command not found"), ExitCode: 127}
+}
+
+func (cmd *Cmd) compile() (*plan, error) {
+	env := dedupEnv(append(cmd.c.Env(), cmd.Env...))
+	keep := append(append([]int(nil), cmd.c.keepFds...), cmd.KeepFds...)
+	return cmd.c.compile(command{path: cmd.Path, argv: cmd.Args, env: env, dir: cmd.Dir, keep: keep}, cmd.c.logger)
 }

@@ -175,7 +175,7 @@ func (b *Builder) SetAttr(slot int32, set, clr uint64, recursive bool, desc stri
 // string options, and returns the slot of the mount fd.
 func (b *Builder) NewMount(fstype string, opts [][2]string, attrs uint64, desc string) int32 {
 	ctx := b.Slot()
-	b.add(Step{Kind: OpFsOpen, Slot: ctx, P1: cstr(fstype), Desc: desc})
+	b.add(Step{Kind: OpFsOpen, Slot: ctx, P1: cstr(fstype), Desc: desc + ": fsopen " + fstype})
 	for _, kv := range opts {
 		if kv[1] == "" {
 			b.add(Step{Kind: OpFsConfig, Slot: ctx, A: unix.FSCONFIG_SET_FLAG, P1: cstr(kv[0]), Desc: desc + ": option " + kv[0]})
@@ -185,7 +185,7 @@ func (b *Builder) NewMount(fstype string, opts [][2]string, attrs uint64, desc s
 	}
 	b.add(Step{Kind: OpFsConfig, Slot: ctx, A: unix.FSCONFIG_CMD_CREATE, Desc: desc + ": create"})
 	mnt := b.Slot()
-	b.add(Step{Kind: OpFsMount, Slot: mnt, Dir: ctx, A: uintptr(attrs), Desc: desc})
+	b.add(Step{Kind: OpFsMount, Slot: mnt, Dir: ctx, A: uintptr(attrs), Desc: desc + ": fsmount"})
 	b.Close(ctx)
 	return mnt
 }

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/hakoniwa-go/hakoniwa"
+)
+
+// mountFlags keeps every mount flag in one list, in command-line order, so
+// that interleaved --ro-bind, --tmpfs and --file apply in the order given.
+type mountFlags struct {
+	list []hakoniwa.Mount
+}
+
+// mountValue is the pflag.Value of one mount flag.
+type mountValue struct {
+	all   *mountFlags
+	name  string
+	parse func(string) (hakoniwa.Mount, error)
+}
+
+func (v *mountValue) String() string { return "" }
+func (v *mountValue) Type() string   { return "string" }
+func (v *mountValue) Set(s string) error {
+	m, err := v.parse(s)
+	if err != nil {
+		return err
+	}
+	v.all.list = append(v.all.list, m)
+	return nil
+}
+
+func bindParser(rw, optional bool) func(string) (hakoniwa.Mount, error) {
+	return func(s string) (hakoniwa.Mount, error) {
+		src, dst, _ := strings.Cut(s, ":")
+		if src == "" {
+			return hakoniwa.Mount{}, fmt.Errorf("want SRC[:DST], got %q", s)
+		}
+		if dst == "" {
+			dst = src
+		}
+		if !strings.HasPrefix(src, "/") || !strings.HasPrefix(dst, "/") {
+			return hakoniwa.Mount{}, fmt.Errorf("%q: paths must be absolute", s)
+		}
+		return hakoniwa.Mount{Kind: hakoniwa.KindBind, Source: src, Target: dst, RW: rw, Optional: optional}, nil
+	}
+}
+
+func absTarget(s string) error {
+	if !strings.HasPrefix(s, "/") {
+		return fmt.Errorf("%q is not an absolute path", s)
+	}
+	return nil
+}
+
+func parseTmpfs(s string) (hakoniwa.Mount, error) {
+	dst, opts, _ := strings.Cut(s, ":")
+	return hakoniwa.Mount{Kind: hakoniwa.KindTmpfs, Target: dst, Options: opts}, absTarget(dst)
+}
+
+func parseProc(s string) (hakoniwa.Mount, error) {
+	return hakoniwa.Mount{Kind: hakoniwa.KindProc, Target: s}, absTarget(s)
+}
+
+func parseDevfs(s string) (hakoniwa.Mount, error) {
+	return hakoniwa.Mount{Kind: hakoniwa.KindDevfs, Target: s}, absTarget(s)
+}
+
+func parseDir(s string) (hakoniwa.Mount, error) {
+	dst, mode, hasMode := strings.Cut(s, ":")
+	m := hakoniwa.Mount{Kind: hakoniwa.KindDir, Target: dst, Mode: 0o700}
+	if hasMode {
+		v, err := strconv.ParseUint(mode, 8, 32)
+		if err != nil || v > 0o7777 {
+			return m, fmt.Errorf("bad mode %q: want octal, such as 755", mode)
+		}
+		if v == 0 {
+			return m, fmt.Errorf("bad mode %q: a directory with mode 0 is unusable", mode)
+		}
+		m.Mode = uint32(v)
+	}
+	return m, absTarget(dst)
+}
+
+func parseSymlink(s string) (hakoniwa.Mount, error) {
+	target, link, ok := strings.Cut(s, ":")
+	if !ok || target == "" || link == "" {
+		return hakoniwa.Mount{}, fmt.Errorf("want TARGET:LINK, got %q", s)
+	}
+	return hakoniwa.Mount{Kind: hakoniwa.KindSymlink, Target: link, Link: target}, absTarget(link)
+}
+
+func parseFile(s string) (hakoniwa.Mount, error) {
+	dst, contents, ok := strings.Cut(s, ":")
+	if !ok {
+		return hakoniwa.Mount{}, fmt.Errorf("want DST:CONTENTS, got %q", s)
+	}
+	return hakoniwa.Mount{Kind: hakoniwa.KindFile, Target: dst, Contents: []byte(contents)}, absTarget(dst)
+}
+
+// parseSize parses a size such as 64M, 1Gi or 4096. K, M, G and T and their
+// Ki, Mi, Gi and Ti forms all mean powers of 1024; "unlimited" means no limit.
+func parseSize(s string) (uint64, error) {
+	if s == "unlimited" || s == "infinity" {
+		return math.MaxUint64, nil
+	}
+	num := strings.TrimRight(s, "KMGTkmgtiB")
+	suffix := strings.TrimSuffix(s[len(num):], "B")
+	suffix = strings.TrimSuffix(suffix, "i")
+	mult := uint64(1)
+	switch strings.ToUpper(suffix) {
+	case "":
+	case "K":
+		mult = 1 << 10
+	case "M":
+		mult = 1 << 20
+	case "G":
+		mult = 1 << 30
+	case "T":
+		mult = 1 << 40
+	default:
+		return 0, fmt.Errorf("bad size %q: want a number with an optional K, M, G or T (or Ki, Mi, Gi, Ti) suffix", s)
+	}
+	n, err := strconv.ParseUint(num, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("bad size %q: want a number with an optional K, M, G or T (or Ki, Mi, Gi, Ti) suffix", s)
+	}
+	if n > math.MaxUint64/mult {
+		return 0, fmt.Errorf("bad size %q: too large", s)
+	}
+	return n * mult, nil
+}
+
+// parseCount parses a plain count such as a number of files or seconds.
+func parseCount(s string) (uint64, error) {
+	if s == "unlimited" || s == "infinity" {
+		return math.MaxUint64, nil
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("bad number %q: want a non-negative integer", s)
+	}
+	return n, nil
+}

@@ -1,0 +1,487 @@
+// Command hakoniwa runs a command in a Linux sandbox.
+//
+//	hakoniwa run [flags] [-- COMMAND [ARGS...]]
+//
+// See the README for the flags, the policy format and the exit codes.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hakoniwa-go/hakoniwa"
+	"github.com/hakoniwa-go/hakoniwa/policy"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+// usageError is a bad command line: exit code 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+
+// exitCode carries the exit code of a run that already reported itself.
+type exitCode int
+
+func (e exitCode) Error() string { return "exit " + strconv.Itoa(int(e)) }
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	root := newRootCmd(stdin, stdout, stderr)
+	root.SetArgs(args)
+	err := root.Execute()
+	var code exitCode
+	var uerr usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &code):
+		return int(code)
+	case errors.As(err, &uerr):
+		fmt.Fprintf(stderr, "hakoniwa: %v\n", uerr.err)
+		fmt.Fprintln(stderr, "Run 'hakoniwa run --help' for usage.")
+		return 2
+	default:
+		fmt.Fprintf(stderr, "hakoniwa: %v\n", err)
+		return 125
+	}
+}
+
+func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "hakoniwa",
+		Short:         "Run commands in Linux sandboxes built from namespaces, mounts and resource limits",
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(newRunCmd(stdin, stdout, stderr))
+	root.CompletionOptions.HiddenDefaultCmd = false
+	return root
+}
+
+// runOptions are the flags of `hakoniwa run`.
+type runOptions struct {
+	policyFile string
+	mounts     mountFlags
+
+	shareNet, shareUTS, shareIPC, shareCgroup      bool
+	unshareAll, unshareNet, unshareUTS, unshareIPC bool
+	unshareCgroup                                  bool
+	network                                        string
+	hostname                                       string
+	uid, gid                                       string
+	env                                            []string
+	workdir, chdir                                 string
+	limits                                         map[string]*string
+	walltime                                       string
+	rootfsRW, allowNewPrivs, dryRun                bool
+	keepFds                                        []int
+	killGrace                                      time.Duration
+	reportFile                                     string
+	reportFd                                       int
+	verbose                                        int
+}
+
+var limitFlags = []struct {
+	name string
+	res  int
+	size bool
+	help string
+}{
+	{"as", hakoniwa.RlimitAS, true, "address space size (RLIMIT_AS), such as 512M"},
+	{"core", hakoniwa.RlimitCore, true, "core file size (RLIMIT_CORE)"},
+	{"cpu", hakoniwa.RlimitCPU, false, "cpu time in seconds (RLIMIT_CPU)"},
+	{"fsize", hakoniwa.RlimitFsize, true, "file size (RLIMIT_FSIZE)"},
+	{"nofile", hakoniwa.RlimitNofile, false, "number of open files (RLIMIT_NOFILE)"},
+	{"nproc", hakoniwa.RlimitNproc, false, "number of processes of the user (RLIMIT_NPROC)"},
+	{"stack", hakoniwa.RlimitStack, true, "stack size (RLIMIT_STACK)"},
+}
+
+func newRunCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	o := &runOptions{limits: map[string]*string{}}
+	cmd := &cobra.Command{
+		Use:   "run [flags] [-- COMMAND [ARGS...]]",
+		Short: "Run COMMAND in a sandbox (default $SHELL, else /bin/sh)",
+		Long: `Run COMMAND in a new sandbox: new user, mount, pid, ipc, net, uts and cgroup
+namespaces, and a root on an empty tmpfs that the host never sees. The
+embedded KISS policy binds /bin, /lib, /lib64 and /usr read-only and four
+device files; --policy-file replaces it, and flags apply on top.
+
+Exit status: the command's own code, 128+N when it was killed by signal N,
+125 when the sandbox failed, 126 when the command could not be executed,
+127 when it was not found, and 2 for usage errors.`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			return o.run(c, args, stdin, stdout, stderr)
+		},
+	}
+	f := cmd.Flags()
+	f.SortFlags = false
+	f.SetInterspersed(false)
+	f.StringVar(&o.policyFile, "policy-file", "", "load the sandbox policy from `FILE` (0.5 TOML format) instead of the embedded KISS policy")
+
+	mount := func(name, short, usage string, parse func(string) (hakoniwa.Mount, error)) {
+		v := &mountValue{all: &o.mounts, name: name, parse: parse}
+		f.VarP(v, name, short, usage)
+	}
+	mount("ro-bind", "", "bind `SRC[:DST]` read-only (repeatable)", bindParser(false, false))
+	mount("bindmount-ro", "b", "alias of --ro-bind", bindParser(false, false))
+	mount("rw-bind", "", "bind `SRC[:DST]` read-write", bindParser(true, false))
+	mount("bindmount-rw", "B", "alias of --rw-bind", bindParser(true, false))
+	mount("ro-bind-try", "", "like --ro-bind, but skip a missing `SRC[:DST]`", bindParser(false, true))
+	mount("rw-bind-try", "", "like --rw-bind, but skip a missing `SRC[:DST]`", bindParser(true, true))
+	mount("tmpfs", "", "mount a tmpfs at `DST[:OPTS]`, OPTS such as size=64M,mode=1777", parseTmpfs)
+	mount("proc", "", "mount a new proc at `DST` (/proc is always mounted)", parseProc)
+	mount("devfs", "", "mount a minimal /dev at `DST`", parseDevfs)
+	mount("dir", "", "create the directory `DST[:MODE]` (mode 0700 by default)", parseDir)
+	mount("symlink", "", "create the symlink `TARGET:LINK`", parseSymlink)
+	mount("file", "", "create the file `DST:CONTENTS`", parseFile)
+
+	f.BoolVar(&o.shareNet, "share-net", false, "keep the host's network namespace")
+	f.StringVar(&o.network, "network", "", "`MODE`: none (the default, a new namespace) or host (same as --share-net)")
+	f.BoolVar(&o.shareUTS, "share-uts", false, "keep the host's uts namespace")
+	f.BoolVar(&o.shareIPC, "share-ipc", false, "keep the host's ipc namespace")
+	f.BoolVar(&o.shareCgroup, "share-cgroup", false, "keep the host's cgroup namespace")
+	f.BoolVar(&o.unshareAll, "unshare-all", false, "new ipc, net, uts and cgroup namespaces (the default; hakoniwa 1.x)")
+	f.BoolVar(&o.unshareNet, "unshare-network", false, "a new network namespace (the default)")
+	f.BoolVar(&o.unshareUTS, "unshare-uts", false, "a new uts namespace (the default)")
+	f.BoolVar(&o.unshareIPC, "unshare-ipc", false, "a new ipc namespace (the default)")
+	f.BoolVar(&o.unshareCgroup, "unshare-cgroup", false, "a new cgroup namespace (the default)")
+	f.StringVar(&o.hostname, "hostname", "", "the hostname inside (default hakoniwa)")
+
+	f.StringVarP(&o.uid, "uid", "u", "", "the uid `N` inside, mapped to the caller's uid")
+	f.StringVar(&o.uid, "uidmap", "", "alias of --uid")
+	f.StringVarP(&o.gid, "gid", "g", "", "the gid `N` inside, mapped to the caller's gid")
+	f.StringVar(&o.gid, "gidmap", "", "alias of --gid")
+
+	f.StringArrayVarP(&o.env, "setenv", "e", nil, "set `NAME=VALUE`, or copy NAME from the host")
+	f.StringVarP(&o.workdir, "workdir", "w", "", "bind `HOST` read-write at the same path and use it as the cwd; :PATH only sets the cwd")
+	f.StringVar(&o.workdir, "work-dir", "", "alias of --workdir")
+	f.StringVar(&o.chdir, "chdir", "", "the cwd `PATH` inside")
+
+	for _, l := range limitFlags {
+		o.limits[l.name] = f.String("limit-"+l.name, "", l.help)
+	}
+	f.StringVar(&o.walltime, "limit-walltime", "", "kill the sandbox after `SECONDS` of wall time (fractions allowed, 0 = none)")
+
+	f.BoolVar(&o.rootfsRW, "rootfs-rw", false, "leave the root tmpfs writable")
+	f.BoolVar(&o.allowNewPrivs, "allow-new-privs", false, "do not set no_new_privs")
+	f.IntSliceVar(&o.keepFds, "keep-fd", nil, "keep fd `N` open in the sandbox (repeatable)")
+	f.DurationVar(&o.killGrace, "kill-grace", 2*time.Second, "after forwarding SIGINT, SIGTERM or SIGHUP, wait this long before SIGKILL")
+	f.StringVar(&o.reportFile, "report-file", "", "write the JSON report to `FILE`")
+	f.IntVar(&o.reportFd, "report-fd", -1, "write the JSON report to fd `N`")
+	f.CountVarP(&o.verbose, "verbose", "v", "log the setup to stderr (-vv for more)")
+	f.BoolVar(&o.dryRun, "dry-run", false, "print the steps the sandbox would run, and exit")
+	f.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName { return pflag.NormalizedName(name) })
+	return cmd
+}
+
+// container builds the sandbox from the policy and the flags.
+func (o *runOptions) container(log *slog.Logger) (*hakoniwa.Container, error) {
+	var pol *policy.Policy
+	var err error
+	if o.policyFile != "" {
+		pol, err = policy.Load(o.policyFile)
+	} else {
+		pol, err = policy.Default()
+	}
+	if err != nil {
+		return nil, err
+	}
+	if log != nil {
+		log.Info(fmt.Sprintf("Configuration: %q", pol.Name))
+	}
+	c := hakoniwa.New().Logger(log).ApplyPolicy(pol)
+
+	switch o.network {
+	case "", "none":
+		if o.network == "none" && o.shareNet {
+			return nil, usageError{errors.New("--network none conflicts with --share-net")}
+		}
+	case "host":
+		o.shareNet = true
+	default:
+		return nil, usageError{fmt.Errorf("--network %q: this version supports none and host", o.network)}
+	}
+	for _, conflict := range []struct {
+		share, unshare bool
+		a, b           string
+	}{
+		{o.shareNet, o.unshareNet, "--share-net", "--unshare-network"},
+		{o.shareUTS, o.unshareUTS, "--share-uts", "--unshare-uts"},
+		{o.shareIPC, o.unshareIPC, "--share-ipc", "--unshare-ipc"},
+		{o.shareCgroup, o.unshareCgroup, "--share-cgroup", "--unshare-cgroup"},
+	} {
+		if conflict.share && (conflict.unshare || o.unshareAll) {
+			b := conflict.b
+			if !conflict.unshare {
+				b = "--unshare-all"
+			}
+			return nil, usageError{fmt.Errorf("%s conflicts with %s", conflict.a, b)}
+		}
+	}
+	if o.shareNet {
+		c.ShareNet(true)
+	}
+	if o.shareUTS {
+		c.ShareUTS(true)
+	}
+	if o.shareIPC {
+		c.ShareIPC(true)
+	}
+	if o.shareCgroup {
+		c.ShareCgroup(true)
+	}
+	if o.hostname != "" {
+		c.Hostname(o.hostname)
+	}
+	for _, id := range []struct {
+		flag, v string
+		set     func(int64) *hakoniwa.Container
+	}{{"--uid", o.uid, c.UID}, {"--gid", o.gid, c.GID}} {
+		if id.v == "" {
+			continue
+		}
+		n, err := strconv.ParseInt(id.v, 10, 64)
+		if err != nil || n < 0 || n > 1<<32-2 {
+			return nil, usageError{fmt.Errorf("%s %q: want an id from 0 to 4294967294", id.flag, id.v)}
+		}
+		id.set(n)
+	}
+	for _, m := range o.mounts.list {
+		c.AddMount(m)
+	}
+	for _, kv := range o.env {
+		name, value, ok := strings.Cut(kv, "=")
+		if name == "" {
+			return nil, usageError{fmt.Errorf("--setenv %q: want NAME=VALUE or NAME", kv)}
+		}
+		if !ok {
+			value = os.Getenv(name)
+		}
+		c.Setenv(name, value)
+	}
+	for _, l := range limitFlags {
+		s := *o.limits[l.name]
+		if s == "" {
+			continue
+		}
+		parse := parseCount
+		if l.size {
+			parse = parseSize
+		}
+		v, err := parse(s)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--limit-%s: %v", l.name, err)}
+		}
+		c.Rlimit(l.res, v)
+	}
+	if o.walltime != "" {
+		secs, err := strconv.ParseFloat(o.walltime, 64)
+		if err != nil || secs < 0 || secs > 1e9 || secs != secs {
+			return nil, usageError{fmt.Errorf("--limit-walltime %q: want a number of seconds, such as 1.5", o.walltime)}
+		}
+		c.Walltime(time.Duration(secs * float64(time.Second)))
+	}
+	c.RootRW(o.rootfsRW).AllowNewPrivs(o.allowNewPrivs)
+	return c, nil
+}
+
+func (o *runOptions) run(c *cobra.Command, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	var log *slog.Logger
+	if o.verbose > 0 {
+		level := slog.LevelInfo
+		if o.verbose > 1 {
+			level = slog.LevelDebug
+		}
+		log = slog.New(&lineHandler{w: stderr, level: level, mu: new(sync.Mutex)})
+	}
+	if o.killGrace < 0 {
+		return usageError{fmt.Errorf("--kill-grace %v: must not be negative", o.killGrace)}
+	}
+	// Open the report destination first: a bad one must fail before the run.
+	report, err := o.openReport()
+	if err != nil {
+		return err
+	}
+	if report != nil {
+		defer report.Close()
+	}
+
+	ctr, err := o.container(log)
+	if err != nil {
+		var uerr usageError
+		if errors.As(err, &uerr) {
+			return err
+		}
+		return o.setupFailed(err, nil, report, log, stderr)
+	}
+	if len(args) == 0 {
+		sh := os.Getenv("SHELL")
+		if sh == "" {
+			sh = "/bin/sh"
+		}
+		args = []string{sh}
+	}
+	dir := o.chdir
+	switch {
+	case strings.HasPrefix(o.workdir, ":"):
+		dir = o.workdir[1:]
+	case o.workdir != "":
+		if !strings.HasPrefix(o.workdir, "/") {
+			return usageError{fmt.Errorf("--workdir %q: the host directory must be an absolute path", o.workdir)}
+		}
+		ctr.BindRW(o.workdir, o.workdir)
+		dir = o.workdir
+	}
+	if o.chdir != "" {
+		dir = o.chdir
+	}
+	cmd := ctr.Command(args[0], args[1:]...)
+	cmd.Stdin = stdin
+	if f, ok := stdin.(*os.File); ok {
+		cmd.Stdin = f // keep it a file, so the command gets the terminal itself
+	}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.KeepFds = o.keepFds
+	cmd.Dir = dir
+
+	if o.dryRun {
+		plan, err := cmd.Plan()
+		if err != nil {
+			return o.setupFailed(err, nil, report, log, stderr)
+		}
+		fmt.Fprint(stdout, plan)
+		return nil
+	}
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
+	if err := cmd.Start(); err != nil {
+		return o.setupFailed(err, cmd.Result, report, log, stderr)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		forwarded := false
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case sig := <-sigs:
+				if log != nil {
+					log.Info(fmt.Sprintf("Forwarding %v to the sandbox", sig))
+				}
+				if forwarded {
+					cmd.Terminate(sig, 0)
+				} else {
+					cmd.Terminate(sig, o.killGrace)
+				}
+				forwarded = true
+			}
+		}
+	}()
+	cmd.Wait()
+	cancel()
+	r := cmd.Result
+	o.finish(r, report, log)
+	if r.Status != hakoniwa.StatusOK {
+		fmt.Fprintf(stderr, "hakoniwa: %s\n", r.Reason)
+	}
+	return exitCode(r.Code())
+}
+
+// setupFailed reports a failure before the command ran.
+func (o *runOptions) setupFailed(err error, r *hakoniwa.Result, report *os.File, log *slog.Logger, stderr io.Writer) error {
+	code := 125
+	var se *hakoniwa.SetupError
+	if errors.As(err, &se) {
+		code = se.ExitCode
+	}
+	if r == nil {
+		r = &hakoniwa.Result{Status: hakoniwa.StatusSE, Reason: err.Error(), StartTime: time.Now().UTC()}
+	}
+	o.finish(r, report, log)
+	fmt.Fprintf(stderr, "hakoniwa: %v\n", err)
+	return exitCode(code)
+}
+
+func (o *runOptions) openReport() (*os.File, error) {
+	switch {
+	case o.reportFile != "" && o.reportFd >= 0:
+		return nil, usageError{errors.New("--report-file and --report-fd are exclusive")}
+	case o.reportFile != "":
+		f, err := os.OpenFile(o.reportFile, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--report-file: %w", err)}
+		}
+		return f, nil
+	case o.reportFd >= 0:
+		if o.reportFd <= 2 {
+			return nil, usageError{fmt.Errorf("--report-fd %d: use a fd above 2", o.reportFd)}
+		}
+		var st syscall.Stat_t
+		if err := syscall.Fstat(o.reportFd, &st); err != nil {
+			return nil, usageError{fmt.Errorf("--report-fd %d: %w", o.reportFd, err)}
+		}
+		return os.NewFile(uintptr(o.reportFd), "report-fd"), nil
+	}
+	return nil, nil
+}
+
+func (o *runOptions) finish(r *hakoniwa.Result, report *os.File, log *slog.Logger) {
+	js := r.JSON()
+	if log != nil {
+		log.Info("Result: " + js)
+	}
+	if report != nil {
+		report.WriteString(js + "\n")
+	}
+}
+
+// lineHandler is a compact slog handler: "[time LEVEL] message".
+type lineHandler struct {
+	w     io.Writer
+	level slog.Level
+	mu    *sync.Mutex
+}
+
+func (h *lineHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level }
+func (h *lineHandler) WithAttrs([]slog.Attr) slog.Handler           { return h }
+func (h *lineHandler) WithGroup(string) slog.Handler                { return h }
+func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "[%s %s hakoniwa] %s", r.Time.UTC().Format("2006-01-02T15:04:05Z"), r.Level, r.Message)
+	r.Attrs(func(a slog.Attr) bool {
+		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
+		return true
+	})
+	b.WriteByte('\n')
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, err := io.WriteString(h.w, b.String())
+	return err
+}

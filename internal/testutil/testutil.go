@@ -1,0 +1,91 @@
+// Package testutil runs a package's tests twice when they start as root:
+// once as root, then again as an unprivileged user, so that every behaviour
+// is checked for both kinds of caller.
+package testutil
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+)
+
+// UnprivilegedEnv is set in the environment of the unprivileged rerun.
+const UnprivilegedEnv = "HAKONIWA_TEST_UNPRIVILEGED"
+
+// UID and GID are the ids of the unprivileged rerun (nobody:nogroup).
+const (
+	UID = 65534
+	GID = 65534
+)
+
+// Unprivileged reports whether this is the unprivileged rerun.
+func Unprivileged() bool { return os.Getenv(UnprivilegedEnv) == "1" }
+
+// M is what testing.M and testscript need of it.
+type M interface{ Run() int }
+
+// Both wraps m so that Run runs the tests, and then, if the caller is root,
+// runs the same test binary again as UID:GID. Set HAKONIWA_TEST_ROOT_ONLY=1
+// to skip the rerun.
+type Both struct{ M M }
+
+// Run runs the tests as described on Both.
+func (b Both) Run() int {
+	code := b.M.Run()
+	if code != 0 || os.Getuid() != 0 || Unprivileged() || os.Getenv("HAKONIWA_TEST_ROOT_ONLY") == "1" {
+		return code
+	}
+	if err := rerun(); err != nil {
+		fmt.Fprintf(os.Stderr, "unprivileged rerun: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func rerun() error {
+	dir, err := os.MkdirTemp("", "hakoniwa-unpriv-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return err
+	}
+	exe := filepath.Join(dir, filepath.Base(os.Args[0]))
+	if err := copyFile(os.Args[0], exe); err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		return err
+	}
+	if err := os.Chown(tmp, UID, GID); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "=== rerunning the tests as uid %d, gid %d\n", UID, GID)
+	cmd := exec.Command(exe, os.Args[1:]...)
+	cmd.Env = append(os.Environ(), UnprivilegedEnv+"=1", "TMPDIR="+tmp, "HOME="+tmp, "GOCOVERDIR=")
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: UID, Gid: GID, Groups: []uint32{}}}
+	return cmd.Run()
+}
+
+func copyFile(from, to string) error {
+	r, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	w, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(w, r); err != nil {
+		w.Close()
+		return err
+	}
+	return w.Close()
+}
