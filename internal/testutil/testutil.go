@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 )
 
@@ -66,7 +67,18 @@ func rerun() error {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "=== rerunning the tests as uid %d, gid %d\n", UID, GID)
-	cmd := exec.Command(exe, os.Args[1:]...)
+	// Drop the flags that name files of the root run, which the
+	// unprivileged user cannot write.
+	var args []string
+	for _, a := range os.Args[1:] {
+		switch name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "="); name {
+		case "test.testlogfile", "test.gocoverdir", "test.coverprofile", "test.outputdir",
+			"test.cpuprofile", "test.memprofile", "test.blockprofile", "test.mutexprofile", "test.trace":
+			continue
+		}
+		args = append(args, a)
+	}
+	cmd := exec.Command(exe, args...)
 	cmd.Env = append(os.Environ(), UnprivilegedEnv+"=1", "TMPDIR="+tmp, "HOME="+tmp, "GOCOVERDIR=")
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: UID, Gid: GID, Groups: []uint32{}}}
