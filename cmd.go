@@ -190,6 +190,9 @@ func (cmd *Cmd) Start() error {
 				}
 			}
 			err = se.Errno
+			if se.Kind == nsexec.OpOpen && se.Errno == unix.ELOOP {
+				err = fmt.Errorf("a symlink is in the way; symlinks are never followed while the root is built (%w)", se.Errno)
+			}
 		}
 		cmd.wakeCopiers()
 		return cmd.fail(&SetupError{Step: step, Err: err, ExitCode: code})

@@ -89,6 +89,13 @@ func (r *Result) finish(ws unix.WaitStatus, ru *unix.Rusage, cpuLimit uint64, fs
 	r.UserTime = durp(time.Duration(ru.Utime.Nano()))
 	r.MaxRSS = ru.Maxrss
 	switch {
+	case ws.Exited() && fsizeLimit && ws.ExitStatus() == 128+int(unix.SIGXFSZ):
+		// The command is PID 1, which the kernel never sends SIGXFSZ
+		// (its write fails with EFBIG instead); 153 is how a shell
+		// reports that its child was killed by it.
+		r.Status = StatusOLE
+		r.ExitCode = intp(ws.ExitStatus())
+		r.Reason = "exited with code 153 (128+SIGXFSZ): file size limit exceeded"
 	case ws.Exited():
 		r.Status = StatusOK
 		r.ExitCode = intp(ws.ExitStatus())
