@@ -45,7 +45,14 @@ func main() {
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := newRootCmd(stdin, stdout, stderr)
 	root.SetArgs(args)
+	reached := false
+	root.PersistentPreRun = func(*cobra.Command, []string) { reached = true }
 	err := root.Execute()
+	if err != nil && !reached {
+		// Cobra failed before any command ran: an unknown command or a
+		// bad flag.
+		err = usageError{err}
+	}
 	var code exitCode
 	var uerr usageError
 	switch {
