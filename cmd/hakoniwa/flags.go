@@ -107,11 +107,17 @@ func parseSize(s string) (uint64, error) {
 	if s == "unlimited" || s == "infinity" {
 		return math.MaxUint64, nil
 	}
-	num := strings.TrimRight(s, "KMGTkmgtiB")
-	suffix := strings.TrimSuffix(s[len(num):], "B")
-	suffix = strings.TrimSuffix(suffix, "i")
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	num, suffix := s[:i], s[i:]
 	mult := uint64(1)
-	switch strings.ToUpper(suffix) {
+	unit := strings.TrimSuffix(strings.TrimSuffix(suffix, "B"), "i") // 1K, 1Ki, 1KiB
+	if len(unit) > 1 || (unit == "" && suffix != "") {
+		return 0, badSize(s)
+	}
+	switch strings.ToUpper(unit) {
 	case "":
 	case "K":
 		mult = 1 << 10
@@ -122,16 +128,20 @@ func parseSize(s string) (uint64, error) {
 	case "T":
 		mult = 1 << 40
 	default:
-		return 0, fmt.Errorf("bad size %q: want a number with an optional K, M, G or T (or Ki, Mi, Gi, Ti) suffix", s)
+		return 0, badSize(s)
 	}
 	n, err := strconv.ParseUint(num, 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("bad size %q: want a number with an optional K, M, G or T (or Ki, Mi, Gi, Ti) suffix", s)
+		return 0, badSize(s)
 	}
 	if n > math.MaxUint64/mult {
 		return 0, fmt.Errorf("bad size %q: too large", s)
 	}
 	return n * mult, nil
+}
+
+func badSize(s string) error {
+	return fmt.Errorf("bad size %q: want a number with an optional K, M, G or T (or Ki, Mi, Gi, Ti) suffix", s)
 }
 
 // parseCount parses a plain count such as a number of files or seconds.
