@@ -183,13 +183,16 @@ func (cmd *Cmd) Start() error {
 		step := ""
 		if errors.As(err, &se) {
 			step = se.Desc
-			if se.Kind == nsexec.OpExec {
+			if se.Kind == nsexec.OpExec || se.Kind == nsexec.OpCheckProgram {
 				code = 126
 				if se.Errno == unix.ENOENT {
 					code = 127
 				}
 			}
 			err = se.Errno
+			if se.Kind == nsexec.OpCheckProgram && se.Errno == unix.ELOOP {
+				err = fmt.Errorf("the program path goes through a magic link such as /proc/self/exe, which could name a file outside the sandbox (%w)", se.Errno)
+			}
 			if se.Kind == nsexec.OpOpen && se.Errno == unix.ELOOP {
 				err = fmt.Errorf("a symlink is in the way; symlinks are never followed while the root is built (%w)", se.Errno)
 			}

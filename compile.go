@@ -158,6 +158,9 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*plan, error) {
 		}
 		b.Chdir(cmd.dir, "chdir "+cmd.dir)
 	}
+	if strings.IndexByte(cmd.path, 0) < 0 {
+		b.CheckProgram(cmd.path)
+	}
 	res := make([]int, 0, len(c.rlimits))
 	for r := range c.rlimits {
 		res = append(res, r)
@@ -340,7 +343,14 @@ func pathLess(a, b string) bool {
 
 var tmpfsSize = regexp.MustCompile(`^[0-9]+[kKmMgG]?$|^[0-9]{1,3}%$`)
 
-// tmpfsOptions checks --tmpfs options and returns them as fsconfig pairs.
+// CheckTmpfsOptions reports whether options, such as "size=64M,mode=1777",
+// are valid for a tmpfs mount.
+func CheckTmpfsOptions(options string) error {
+	_, _, err := tmpfsOptions(options)
+	return err
+}
+
+// tmpfsOptions checks tmpfs options and returns them as fsconfig pairs.
 func tmpfsOptions(s string) (opts [][2]string, ro bool, err error) {
 	opts = [][2]string{{"mode", "0755"}}
 	if s == "" {

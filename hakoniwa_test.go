@@ -272,7 +272,8 @@ func TestStatuses(t *testing.T) {
 			func(c *Cmd) { time.Sleep(100 * time.Millisecond); c.Signal(syscall.SIGTERM) }, StatusOK, 42, "exited with code 42"},
 		{"SIGTERM ignored by PID 1, then SIGKILL after the grace", func() *Container { return kiss(t) }, []string{"/bin/sleep", "10"},
 			func(c *Cmd) { c.Terminate(syscall.SIGTERM, 200*time.Millisecond) }, StatusSIG, 137, "still running 200ms after terminated"},
-		{"not found inside", func() *Container { return kiss(t) }, []string{"/nonexistent"}, nil, StatusSE, 127, "execve /nonexistent"},
+		{"not found inside", func() *Container { return kiss(t) }, []string{"/nonexistent"}, nil, StatusSE, 127, "/nonexistent: no such file or directory"},
+		{"magic link to the host's binary", func() *Container { return kiss(t) }, []string{"/proc/self/exe"}, nil, StatusSE, 126, "magic link"},
 		{"not executable", func() *Container { return kiss(t).File("/x", []byte("#!/bin/sh\n")) }, []string{"/x"}, nil, StatusSE, 126, "permission denied"},
 		{"not in PATH", func() *Container { return kiss(t) }, []string{"no-such-command-hakoniwa"}, nil, StatusSE, 127, "command not found"},
 		{"setup error", func() *Container { return kiss(t).BindRO("/no/such/dir", "/x") }, []string{"/bin/true"}, nil, StatusSE, -1, "/no/such/dir"},
@@ -335,6 +336,23 @@ func TestResultJSON(t *testing.T) {
 	}
 	if !strings.HasSuffix(cmd.Result.StartTime.Format(time.RFC3339Nano), "Z") {
 		t.Errorf("start time not in UTC: %v", cmd.Result.StartTime)
+	}
+}
+
+// TestMaxRSS checks that max_rss is the command's peak, in KiB.
+func TestMaxRSS(t *testing.T) {
+	rss := func(args ...string) int64 {
+		cmd := kiss(t).Command(args[0], args[1:]...)
+		if err := cmd.Run(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd.Result.MaxRSS
+	}
+	if small := rss("/bin/true"); small <= 0 || small > 16<<10 {
+		t.Errorf("max_rss of /bin/true = %d KiB", small)
+	}
+	if big := rss("/bin/dd", "if=/dev/zero", "of=/dev/null", "bs=48M", "count=1"); big < 48<<10 || big > 80<<10 {
+		t.Errorf("max_rss of a 48 MiB dd = %d KiB", big)
 	}
 }
 

@@ -52,7 +52,11 @@ type Result struct {
 	RealTime   *Duration `json:"real_time"`
 	SystemTime *Duration `json:"system_time"`
 	UserTime   *Duration `json:"user_time"`
-	MaxRSS     int64     `json:"max_rss"` // KiB
+	// MaxRSS is the kernel's ru_maxrss of the command, in KiB. Linux
+	// counts in it the memory the command had before its execve, which
+	// is a copy of the caller's resident anonymous memory: small for the
+	// CLI, but as large as the caller for a library user with a big heap.
+	MaxRSS int64 `json:"max_rss"`
 
 	Signal    string    `json:"signal,omitempty"`     // the signal that ended the command, such as "SIGKILL"
 	SetupTime *Duration `json:"setup_time,omitempty"` // from the start to the command's execve
@@ -105,14 +109,19 @@ func (r *Result) finish(ws unix.WaitStatus, ru *unix.Rusage, cpuLimit uint64, fs
 		r.Signal = unix.SignalName(sig)
 		r.ExitCode = intp(128 + int(sig))
 		cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-		overCPU := cpuLimit > 0 && cpu >= time.Duration(cpuLimit)*time.Second-50*time.Millisecond
+		// The kernel enforces RLIMIT_CPU on its tick-sampled cpu clock,
+		// which runs ahead of the precise time in the rusage on a busy
+		// machine, so a SIGKILL we did not send counts as the cpu limit
+		// once at least half of it was used.
+		ours := stop.walltime > 0 || stop.reason != ""
+		overCPU := cpuLimit > 0 && !ours && cpu >= time.Duration(cpuLimit)*time.Second/2
 		switch {
 		case sig == unix.SIGKILL && stop.walltime > 0:
 			r.Status = StatusTLE
 			r.Reason = fmt.Sprintf("wall time limit of %v exceeded: killed with SIGKILL", stop.walltime)
 		case (sig == unix.SIGXCPU || sig == unix.SIGKILL) && overCPU:
 			r.Status = StatusTLE
-			r.Reason = fmt.Sprintf("cpu time limit of %ds exceeded (used %v): killed with %s", cpuLimit, cpu.Round(time.Millisecond), r.Signal)
+			r.Reason = fmt.Sprintf("cpu time limit of %ds exceeded: killed with %s by the kernel (%v of cpu time measured)", cpuLimit, r.Signal, cpu.Round(time.Millisecond))
 		case sig == unix.SIGXFSZ && fsizeLimit:
 			r.Status = StatusOLE
 			r.Reason = "file size limit exceeded: killed with SIGXFSZ"

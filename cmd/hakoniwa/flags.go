@@ -58,7 +58,11 @@ func absTarget(s string) error {
 
 func parseTmpfs(s string) (hakoniwa.Mount, error) {
 	dst, opts, _ := strings.Cut(s, ":")
-	return hakoniwa.Mount{Kind: hakoniwa.KindTmpfs, Target: dst, Options: opts}, absTarget(dst)
+	m := hakoniwa.Mount{Kind: hakoniwa.KindTmpfs, Target: dst, Options: opts}
+	if err := absTarget(dst); err != nil {
+		return m, err
+	}
+	return m, hakoniwa.CheckTmpfsOptions(opts)
 }
 
 func parseProc(s string) (hakoniwa.Mount, error) {

@@ -23,6 +23,7 @@ import (
 	"github.com/hakoniwa-go/hakoniwa/policy"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -97,6 +98,7 @@ type runOptions struct {
 	unshareCgroup                                  bool
 	network                                        string
 	hostname                                       string
+	hostnameSet, uidSet, gidSet                    bool
 	uid, gid                                       string
 	env                                            []string
 	workdir, chdir                                 string
@@ -140,6 +142,10 @@ Exit status: the command's own code, 128+N when it was killed by signal N,
 127 when it was not found, and 2 for usage errors.`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(c *cobra.Command, args []string) error {
+			f := c.Flags()
+			o.hostnameSet = f.Changed("hostname")
+			o.uidSet = f.Changed("uid") || f.Changed("uidmap")
+			o.gidSet = f.Changed("gid") || f.Changed("gidmap")
 			return o.run(c, args, stdin, stdout, stderr)
 		},
 	}
@@ -248,26 +254,35 @@ func (o *runOptions) container(log *slog.Logger) (*hakoniwa.Container, error) {
 			return nil, usageError{fmt.Errorf("%s conflicts with %s", conflict.a, b)}
 		}
 	}
-	if o.shareNet {
-		c.ShareNet(true)
+	// --share-* and --unshare-* override the policy.
+	for _, ns := range []struct {
+		share, unshare bool
+		set            func(bool) *hakoniwa.Container
+	}{
+		{o.shareNet, o.unshareNet, c.ShareNet},
+		{o.shareUTS, o.unshareUTS, c.ShareUTS},
+		{o.shareIPC, o.unshareIPC, c.ShareIPC},
+		{o.shareCgroup, o.unshareCgroup, c.ShareCgroup},
+	} {
+		switch {
+		case ns.share:
+			ns.set(true)
+		case ns.unshare || o.unshareAll:
+			ns.set(false)
+		}
 	}
-	if o.shareUTS {
-		c.ShareUTS(true)
-	}
-	if o.shareIPC {
-		c.ShareIPC(true)
-	}
-	if o.shareCgroup {
-		c.ShareCgroup(true)
-	}
-	if o.hostname != "" {
+	if o.hostnameSet {
+		if o.hostname == "" {
+			return nil, usageError{errors.New("--hostname: the name must not be empty")}
+		}
 		c.Hostname(o.hostname)
 	}
 	for _, id := range []struct {
 		flag, v string
+		changed bool
 		set     func(int64) *hakoniwa.Container
-	}{{"--uid", o.uid, c.UID}, {"--gid", o.gid, c.GID}} {
-		if id.v == "" {
+	}{{"--uid", o.uid, o.uidSet, c.UID}, {"--gid", o.gid, o.gidSet, c.GID}} {
+		if !id.changed {
 			continue
 		}
 		n, err := strconv.ParseInt(id.v, 10, 64)
@@ -326,6 +341,15 @@ func (o *runOptions) run(c *cobra.Command, args []string, stdin io.Reader, stdou
 	}
 	if o.killGrace < 0 {
 		return usageError{fmt.Errorf("--kill-grace %v: must not be negative", o.killGrace)}
+	}
+	// --keep-fd passes fds that the caller gave us. Every fd that the Go
+	// runtime or this program opened is close-on-exec, and an inherited
+	// one cannot be, so that flag tells them apart.
+	for _, fd := range o.keepFds {
+		flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+		if fd < 3 || err != nil || flags&unix.FD_CLOEXEC != 0 {
+			return o.setupFailed(fmt.Errorf("--keep-fd %d: not a file descriptor inherited by hakoniwa", fd), nil, nil, log, stderr)
+		}
 	}
 	// Open the report destination first: a bad one must fail before the run.
 	report, err := o.openReport()

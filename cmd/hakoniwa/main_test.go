@@ -5,7 +5,9 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/hakoniwa-go/hakoniwa/internal/testutil"
 	"github.com/rogpeppe/go-internal/testscript"
@@ -21,8 +23,11 @@ func TestMain(m *testing.M) {
 // testscript commands they have:
 //
 //	status N PROG ARGS...   run PROG and check that it exits with code N
+//	waitfile FILE           wait up to 10s for FILE to exist
+//	mounttmpfs DIR          mount a tmpfs on DIR (root only), unmounted at the end
 //
-// and the condition [unprivileged], true in the rerun as uid 65534.
+// and the conditions [root] and [unprivileged], the latter true in the rerun
+// as uid 65534.
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",
@@ -60,6 +65,28 @@ func TestScripts(t *testing.T) {
 				if got != want {
 					ts.Fatalf("exit code %d, want %d", got, want)
 				}
+			},
+			"waitfile": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 1 {
+					ts.Fatalf("usage: waitfile FILE")
+				}
+				name := ts.MkAbs(args[0])
+				for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+					if _, err := os.Stat(name); err == nil {
+						return
+					}
+					if time.Now().After(deadline) {
+						ts.Fatalf("waitfile: %s did not appear within 10s", args[0])
+					}
+				}
+			},
+			"mounttmpfs": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 1 {
+					ts.Fatalf("usage: mounttmpfs DIR")
+				}
+				dir := ts.MkAbs(args[0])
+				ts.Check(syscall.Mount("tmpfs", dir, "tmpfs", 0, "mode=0777"))
+				ts.Defer(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
 			},
 		},
 	})

@@ -103,7 +103,7 @@ func runChild(p *Program, errfd int32) {
 			syscall.RawSyscall(unix.SYS_CLOSE, uintptr(p.alive[1]), 0, 0)
 			pfd.Fd = p.alive[0]
 			pfd.Events = unix.POLLIN
-			r1, _, errno = syscall.RawSyscall(unix.SYS_POLL, uintptr(unsafe.Pointer(&pfd)), 1, 0)
+			r1, _, errno = syscall.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&pfd)), 1, uintptr(unsafe.Pointer(&p.zero)), 0, 0, 0)
 			if errno == 0 && r1 > 0 && pfd.Revents&unix.POLLHUP != 0 {
 				errno = syscall.ESRCH
 			}
@@ -121,6 +121,11 @@ func runChild(p *Program, errfd int32) {
 			}
 		case OpUmask:
 			syscall.RawSyscall(unix.SYS_UMASK, s.A, 0, 0)
+		case OpCheckProgram:
+			r1, _, errno = syscall.RawSyscall6(unix.SYS_OPENAT2, atFDCWD, uintptr(unsafe.Pointer(s.P1)), uintptr(s.Ptr), unix.SizeofOpenHow, 0, 0)
+			if errno == 0 {
+				syscall.RawSyscall(unix.SYS_CLOSE, r1, 0, 0)
+			}
 		case OpExec:
 			_, _, errno = syscall.RawSyscall(unix.SYS_EXECVE, uintptr(unsafe.Pointer(s.P1)), uintptr(unsafe.Pointer(&p.argv[0])), uintptr(unsafe.Pointer(&p.envv[0])))
 		}

@@ -52,6 +52,7 @@ const (
 	OpCloseFds                    // close_range(3, ~0, CLOSE_RANGE_CLOEXEC), then keep the fds in keep
 	OpDupStdio                    // dup3(stdio[i], i, 0) for i in 0..2
 	OpUmask                       // umask(a)
+	OpCheckProgram                // fail if p1 cannot be opened without crossing a magic link
 	OpExec                        // execve(p1, argv, envv)
 )
 
@@ -91,6 +92,7 @@ type Program struct {
 	empty *byte       // ""
 	pathv []*byte     // keeps argv/envv strings alive
 	errb  childReport // buffer the child writes its failure into
+	zero  unix.Timespec
 }
 
 // childReport is what a failing child writes on the error pipe.
@@ -299,6 +301,13 @@ func (b *Builder) Exec(path string, argv, env []string) {
 		p.envv[i] = cstr(e)
 	}
 	b.add(Step{Kind: OpExec, P1: cstr(path), Desc: fmt.Sprintf("execve %s %q", path, argv)})
+}
+
+// CheckProgram fails the run if path cannot be reached without a magic
+// link, such as /proc/self/exe, which could name a file outside the root.
+func (b *Builder) CheckProgram(path string) {
+	how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_MAGICLINKS}
+	b.add(Step{Kind: OpCheckProgram, P1: cstr(path), Ptr: unsafe.Pointer(how), Desc: "check the program " + path})
 }
 
 // String prints the program, one step a line, for --dry-run.
