@@ -27,33 +27,33 @@ type Kind uint8
 // The step kinds. Each is executed by the child as one or a few raw system
 // calls; see (*Program).String for their printed form.
 const (
-	OpOpen        Kind = iota + 1 // fd[slot] = openat2(fd[dir], p1, how)
-	OpWrite                       // write all of p2[:n] to fd[slot]
-	OpClose                       // close(fd[slot])
-	OpMount                       // mount(p1, p2, p3, a, nil)
-	OpOpenTree                    // fd[slot] = open_tree(AT_FDCWD, p1, a)
-	OpSetAttr                     // mount_setattr(fd[slot], "", AT_EMPTY_PATH|a, attr)
-	OpFsOpen                      // fd[slot] = fsopen(p1, FSOPEN_CLOEXEC)
-	OpFsConfig                    // fsconfig(fd[slot], a, p1, p2, 0)
-	OpFsMount                     // fd[slot] = fsmount(fd[dir], FSMOUNT_CLOEXEC, a)
-	OpMoveMount                   // move_mount(fd[dir], "", fd[slot] or AT_FDCWD, p1, a)
-	OpMkdir                       // mkdirat(fd[dir], p1, a); EEXIST is fine if b != 0
-	OpSymlink                     // symlinkat(p1, fd[dir], p2)
-	OpFchmod                      // fchmod(fd[slot], a)
-	OpFchdir                      // fchdir(fd[slot])
-	OpChdir                       // chdir(p1)
-	OpPivotRoot                   // pivot_root(".", ".")
-	OpUmount                      // umount2(p1, a)
-	OpSethostname                 // sethostname(p1, a)
-	OpSetrlimit                   // prlimit64(0, a, rlimit, nil)
-	OpSetsid                      // setsid()
-	OpPrctl                       // prctl(a, b, c, 0, 0)
-	OpParentAlive                 // exit if fd[slot] (read end of the parent's pipe) hangs up
-	OpCloseFds                    // close_range(3, ~0, CLOSE_RANGE_CLOEXEC), then keep the fds in keep
-	OpDupStdio                    // dup3(stdio[i], i, 0) for i in 0..2
-	OpUmask                       // umask(a)
-	OpCheckProgram                // fail if p1 cannot be opened without crossing a magic link
-	OpExec                        // execve(p1, argv, envv)
+	OpOpen         Kind = iota + 1 // fd[slot] = openat2(fd[dir], p1, how)
+	OpWrite                        // write all of p2[:n] to fd[slot]
+	OpClose                        // close(fd[slot])
+	OpMount                        // mount(p1, p2, p3, a, nil)
+	OpOpenTree                     // fd[slot] = open_tree(AT_FDCWD, p1, a)
+	OpSetAttr                      // mount_setattr(fd[slot], "", AT_EMPTY_PATH|a, attr)
+	OpFsOpen                       // fd[slot] = fsopen(p1, FSOPEN_CLOEXEC)
+	OpFsConfig                     // fsconfig(fd[slot], a, p1, p2, 0)
+	OpFsMount                      // fd[slot] = fsmount(fd[dir], FSMOUNT_CLOEXEC, a)
+	OpMoveMount                    // move_mount(fd[dir], "", fd[slot] or AT_FDCWD, p1, a)
+	OpMkdir                        // mkdirat(fd[dir], p1, a); EEXIST is fine if b != 0
+	OpSymlink                      // symlinkat(p1, fd[dir], p2)
+	OpFchmod                       // fchmod(fd[slot], a)
+	OpFchdir                       // fchdir(fd[slot])
+	OpChdir                        // chdir(p1)
+	OpPivotRoot                    // pivot_root(".", ".")
+	OpUmount                       // umount2(p1, a)
+	OpSethostname                  // sethostname(p1, a)
+	OpSetrlimit                    // prlimit64(0, a, rlimit, nil)
+	OpSetsid                       // setsid()
+	OpPrctl                        // prctl(a, b, c, 0, 0)
+	OpParentAlive                  // exit if fd[slot] (read end of the parent's pipe) hangs up
+	OpCloseFds                     // close_range(3, ~0, CLOSE_RANGE_CLOEXEC), then keep the fds in keep
+	OpDupStdio                     // dup3(stdio[i], i, 0) for i in 0..2
+	OpUmask                        // umask(a)
+	OpCheckProgram                 // fail if p1 cannot be opened without crossing a magic link
+	OpExec                         // execve(p1, argv, envv)
 )
 
 // AtCWD as a dir slot means AT_FDCWD.

@@ -21,7 +21,6 @@ func runtime_AfterFork()
 //go:linkname runtime_AfterForkInChild syscall.runtime_AfterForkInChild
 func runtime_AfterForkInChild()
 
-
 // cloneArgs is struct clone_args of clone3(2).
 type cloneArgs struct {
 	flags      uint64
