@@ -103,6 +103,7 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*plan, error) {
 	}
 
 	b := nsexec.NewBuilder(flags)
+	b.P.ShareMemory = !c.copyMemory
 	p := &plan{prog: b.P}
 	b.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, "set the parent-death signal to SIGKILL")
 	b.ParentAlive()

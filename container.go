@@ -103,6 +103,7 @@ type Container struct {
 	rootRW        bool
 	allowNewPrivs bool
 	noProc        bool
+	copyMemory    bool
 	keepFds       []int
 
 	logger *slog.Logger
@@ -240,6 +241,16 @@ func (c *Container) RootRW(rw bool) *Container { c.rootRW = rw; return c }
 
 // AllowNewPrivs leaves no_new_privs unset.
 func (c *Container) AllowNewPrivs(allow bool) *Container { c.allowNewPrivs = allow; return c }
+
+// CopyMemory makes the sandbox's first process start in a copy of the
+// caller's memory, as after fork, instead of sharing it until its execve, as
+// after vfork. Sharing is the default: it is faster, and its cost does not
+// grow with the caller's size. The difference shows in Result.MaxRSS, which
+// Linux makes at least the size of the memory the process had before its
+// execve: with sharing, the caller's whole resident memory; with a copy,
+// only the caller's resident anonymous memory. The CLI, whose own memory is
+// small, copies, so that max_rss is close to the command's own.
+func (c *Container) CopyMemory(copy bool) *Container { c.copyMemory = copy; return c }
 
 // Logger sets where setup is logged; nil means nowhere.
 func (c *Container) Logger(l *slog.Logger) *Container { c.logger = l; return c }

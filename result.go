@@ -52,10 +52,10 @@ type Result struct {
 	RealTime   *Duration `json:"real_time"`
 	SystemTime *Duration `json:"system_time"`
 	UserTime   *Duration `json:"user_time"`
-	// MaxRSS is the kernel's ru_maxrss of the command, in KiB. Linux
-	// counts in it the memory the command had before its execve, which
-	// is a copy of the caller's resident anonymous memory: small for the
-	// CLI, but as large as the caller for a library user with a big heap.
+	// MaxRSS is the kernel's ru_maxrss of the command, in KiB. Linux counts
+	// in it the memory the process had before its execve, which is the
+	// caller's (see Container.CopyMemory): exact for the command's own
+	// peak only when that is larger.
 	MaxRSS int64 `json:"max_rss"`
 
 	Signal    string    `json:"signal,omitempty"`     // the signal that ended the command, such as "SIGKILL"

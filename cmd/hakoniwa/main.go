@@ -225,7 +225,9 @@ func (o *runOptions) container(log *slog.Logger) (*hakoniwa.Container, error) {
 	if log != nil {
 		log.Info(fmt.Sprintf("Configuration: %q", pol.Name))
 	}
-	c := hakoniwa.New().Logger(log).ApplyPolicy(pol)
+	// The CLI's own memory is small, so starting the sandbox in a copy of
+	// it keeps the reported max_rss close to the command's own.
+	c := hakoniwa.New().Logger(log).CopyMemory(true).ApplyPolicy(pol)
 
 	switch o.network {
 	case "", "none":

@@ -78,9 +78,14 @@ type Step struct {
 // Program is a compiled sandbox: the clone flags and the steps the child runs.
 type Program struct {
 	CloneFlags uint64
-	Steps      []Step
-	Slots      int     // number of fd slots the steps use
-	Keep       []int32 // fds kept open across execve, beyond 0-2
+	// ShareMemory clones with CLONE_VM|CLONE_VFORK: the child runs in our
+	// memory until its execve, instead of in a copy. That costs nothing
+	// however large the caller is, but the kernel then counts the
+	// caller's resident memory in the command's ru_maxrss.
+	ShareMemory bool
+	Steps       []Step
+	Slots       int     // number of fd slots the steps use
+	Keep        []int32 // fds kept open across execve, beyond 0-2
 
 	fds   []int32     // fd slots, written by the child in its copy of memory
 	stdio [3]int32    // set by Start

@@ -3,6 +3,7 @@ package nsexec
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"sync"
@@ -20,6 +21,12 @@ func runtime_AfterFork()
 
 //go:linkname runtime_AfterForkInChild syscall.runtime_AfterForkInChild
 func runtime_AfterForkInChild()
+
+// vforkSyscall makes a system call whose child shares our memory and stack
+// until it execs (see vfork_linux_*.s).
+//
+//go:noescape
+func vforkSyscall(trap, a1, a2, a3 uintptr) (r1 uintptr, errno syscall.Errno)
 
 // cloneArgs is struct clone_args of clone3(2).
 type cloneArgs struct {
@@ -62,6 +69,37 @@ type Process struct {
 	err    error
 }
 
+// The spawner is one goroutine locked to its OS thread for the life of the
+// process, that makes every clone. The child's parent-death signal fires
+// when the thread that cloned it exits, so that thread must outlive every
+// child: a thread per run would have to wait for its child, and a run that
+// a library user starts from a thread that later exits must not die with it.
+var spawner struct {
+	once sync.Once
+	reqs chan *spawnRequest
+}
+
+type spawnRequest struct {
+	p     *Program
+	errfd int32
+	done  chan spawnResult
+}
+
+type spawnResult struct {
+	pid, pidfd int
+	errno      syscall.Errno
+}
+
+func spawnLoop() {
+	runtime.LockOSThread() // never unlocked: see spawner
+	for r := range spawner.reqs {
+		syscall.ForkLock.Lock()
+		pid, pidfd, errno := forkChild(r.p, r.errfd)
+		syscall.ForkLock.Unlock()
+		r.done <- spawnResult{pid, pidfd, errno}
+	}
+}
+
 // Start clones the child and runs p in it. stdio are the fds that become
 // 0, 1 and 2 in the child. Start returns once the child has called execve, or
 // with a *StepError naming the step that failed. On failure the child has
@@ -95,92 +133,148 @@ func Start(p *Program, stdio [3]int) (*Process, error) {
 		}
 	}()
 
-	type started struct {
-		pid, pidfd int
-		errr       int // read end of the error pipe
-		err        error
+	// The error pipe's read end is non-blocking, so that waiting for the
+	// child's execve parks this goroutine rather than a thread.
+	var errp, alive [2]int
+	if err := unix.Pipe2(errp[:], unix.O_CLOEXEC); err != nil {
+		return nil, fmt.Errorf("pipe: %w", err)
 	}
-	startc := make(chan started, 1)
-	proc := &Process{done: make(chan struct{}), pidfd: -1}
-
-	go func() {
-		// The child's parent-death signal fires when this thread exits,
-		// so the thread stays locked to this goroutine, and is
-		// destroyed with it, after the child has been reaped.
-		runtime.LockOSThread()
-
-		var errp, alive [2]int
-		syscall.ForkLock.Lock()
-		if err := unix.Pipe2(errp[:], unix.O_CLOEXEC); err != nil {
-			syscall.ForkLock.Unlock()
-			startc <- started{err: fmt.Errorf("pipe: %w", err)}
-			return
-		}
-		if err := unix.Pipe2(alive[:], unix.O_CLOEXEC); err != nil {
-			syscall.ForkLock.Unlock()
-			unix.Close(errp[0])
-			unix.Close(errp[1])
-			startc <- started{err: fmt.Errorf("pipe: %w", err)}
-			return
-		}
-		p.alive = [2]int32{int32(alive[0]), int32(alive[1])}
-		pid, pidfd, errno := forkChild(p, int32(errp[1]))
-		syscall.ForkLock.Unlock()
+	if err := unix.SetNonblock(errp[0], true); err != nil {
+		unix.Close(errp[0])
 		unix.Close(errp[1])
-		unix.Close(alive[0])
-		runtime.KeepAlive(p)
-		if errno != 0 {
-			unix.Close(errp[0])
-			unix.Close(alive[1])
-			startc <- started{err: fmt.Errorf("clone3: %w", errno)}
-			return
-		}
-		proc.Pid = pid
-		proc.pidfd = pidfd
-		startc <- started{pid: pid, pidfd: pidfd, errr: errp[0]}
+		return nil, fmt.Errorf("pipe: %w", err)
+	}
+	errr := os.NewFile(uintptr(errp[0]), "hakoniwa-errpipe")
+	defer errr.Close()
+	if err := unix.Pipe2(alive[:], unix.O_CLOEXEC); err != nil {
+		unix.Close(errp[1])
+		return nil, fmt.Errorf("pipe: %w", err)
+	}
+	p.alive = [2]int32{int32(alive[0]), int32(alive[1])}
 
-		var ws unix.WaitStatus
-		var ru unix.Rusage
-		var err error
+	spawner.once.Do(func() {
+		spawner.reqs = make(chan *spawnRequest)
+		go spawnLoop()
+	})
+	req := &spawnRequest{p: p, errfd: int32(errp[1]), done: make(chan spawnResult, 1)}
+	spawner.reqs <- req
+	res := <-req.done
+	unix.Close(errp[1])
+	unix.Close(alive[0])
+	if res.errno != 0 {
+		unix.Close(alive[1])
+		return nil, fmt.Errorf("clone3: %w", res.errno)
+	}
+	proc := &Process{Pid: res.pid, pidfd: res.pidfd, done: make(chan struct{})}
+	go proc.reap()
+
+	var rep childReport
+	n, err := io.ReadFull(errr, (*[unsafe.Sizeof(rep)]byte)(unsafe.Pointer(&rep))[:])
+	// The child is past its parent-alive check once it has exec'd or failed.
+	unix.Close(alive[1])
+	runtime.KeepAlive(p)
+	if err == io.EOF {
+		return proc, nil
+	}
+	<-proc.done
+	if err != nil && err != io.ErrUnexpectedEOF {
+		return nil, fmt.Errorf("read child status: %w", err)
+	}
+	if n != int(unsafe.Sizeof(rep)) {
+		return nil, fmt.Errorf("child died during setup (%s)", describeStatus(proc.status))
+	}
+	se := &StepError{Index: int(rep.Step), Errno: syscall.Errno(rep.Errno)}
+	if se.Index < len(p.Steps) {
+		se.Kind = p.Steps[se.Index].Kind
+		se.Desc = p.Steps[se.Index].Desc
+	}
+	return nil, se
+}
+
+// reap waits for the child through its pidfd, which the runtime's poller
+// watches, so no thread blocks in wait4.
+func (pr *Process) reap() {
+	var (
+		ws  unix.WaitStatus
+		ru  unix.Rusage
+		err error
+	)
+	if e := unix.SetNonblock(pr.pidfd, true); e != nil {
+		err = e
+	}
+	// A dup is watched by the poller, so that the pidfd itself stays
+	// usable for signals until the child is reaped.
+	dup, e := unix.FcntlInt(uintptr(pr.pidfd), unix.F_DUPFD_CLOEXEC, 0)
+	if e != nil && err == nil {
+		err = e
+	}
+	if err == nil {
+		f := os.NewFile(uintptr(dup), "pidfd")
+		rc, e := f.SyscallConn()
+		if e != nil {
+			err = e
+		} else {
+			e = rc.Read(func(fd uintptr) bool {
+				var done bool
+				done, ws, err = waitPidfd(int(fd), &ru)
+				return done
+			})
+			if e != nil && err == nil {
+				err = e
+			}
+		}
+		f.Close()
+	}
+	if err != nil {
+		// The poller could not be used: block a thread instead.
 		for {
-			_, err = unix.Wait4(pid, &ws, 0, &ru)
+			_, err = unix.Wait4(pr.Pid, &ws, 0, &ru)
 			if err != unix.EINTR {
 				break
 			}
 		}
-		unix.Close(alive[1])
-		proc.mu.Lock()
-		proc.status, proc.rusage, proc.err = ws, ru, err
-		unix.Close(proc.pidfd)
-		proc.pidfd = -1
-		proc.mu.Unlock()
-		close(proc.done)
-	}()
+	}
+	pr.mu.Lock()
+	pr.status, pr.rusage, pr.err = ws, ru, err
+	unix.Close(pr.pidfd)
+	pr.pidfd = -1
+	pr.mu.Unlock()
+	close(pr.done)
+}
 
-	st := <-startc
-	if st.err != nil {
-		return nil, st.err
+// waitPidfd reaps the child of pidfd if it has exited.
+func waitPidfd(pidfd int, ru *unix.Rusage) (done bool, ws unix.WaitStatus, err error) {
+	var info [128]byte // siginfo_t
+	const pPIDFD = 3
+	for {
+		_, _, e := syscall.Syscall6(unix.SYS_WAITID, pPIDFD, uintptr(pidfd), uintptr(unsafe.Pointer(&info[0])),
+			unix.WEXITED|unix.WNOHANG, uintptr(unsafe.Pointer(ru)), 0)
+		if e == unix.EINTR {
+			continue
+		}
+		if e != 0 {
+			return true, 0, e
+		}
+		break
 	}
-	var rep childReport
-	n, err := readFull(st.errr, (*[unsafe.Sizeof(rep)]byte)(unsafe.Pointer(&rep))[:])
-	unix.Close(st.errr)
-	runtime.KeepAlive(p)
-	if err != nil || n != 0 {
-		<-proc.done
-		if err != nil {
-			return nil, fmt.Errorf("read child status: %w", err)
-		}
-		if n != int(unsafe.Sizeof(rep)) {
-			return nil, fmt.Errorf("child died during setup (%s)", describeStatus(proc.status))
-		}
-		se := &StepError{Index: int(rep.Step), Errno: syscall.Errno(rep.Errno)}
-		if se.Index < len(p.Steps) {
-			se.Kind = p.Steps[se.Index].Kind
-			se.Desc = p.Steps[se.Index].Desc
-		}
-		return nil, se
+	// siginfo_t for SIGCHLD: si_code at 8, si_pid at 16, si_status at 24.
+	code := *(*int32)(unsafe.Pointer(&info[8]))
+	pid := *(*int32)(unsafe.Pointer(&info[16]))
+	status := *(*int32)(unsafe.Pointer(&info[24]))
+	if pid == 0 {
+		return false, 0, nil
 	}
-	return proc, nil
+	switch code {
+	case 1: // CLD_EXITED
+		ws = unix.WaitStatus(status&0xff) << 8
+	case 2: // CLD_KILLED
+		ws = unix.WaitStatus(status & 0x7f)
+	case 3: // CLD_DUMPED
+		ws = unix.WaitStatus(status&0x7f) | 0x80
+	default:
+		return true, 0, fmt.Errorf("waitid: unexpected si_code %d", code)
+	}
+	return true, ws, nil
 }
 
 func describeStatus(ws unix.WaitStatus) string {
@@ -191,24 +285,6 @@ func describeStatus(ws unix.WaitStatus) string {
 		return "signal " + unix.SignalName(ws.Signal())
 	}
 	return fmt.Sprintf("wait status %#x", uint32(ws))
-}
-
-func readFull(fd int, b []byte) (int, error) {
-	n := 0
-	for n < len(b) {
-		m, err := unix.Read(fd, b[n:])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return n, err
-		}
-		if m == 0 {
-			break
-		}
-		n += m
-	}
-	return n, nil
 }
 
 // forkChild clones the child. In the parent it returns the child's pid and
@@ -222,11 +298,17 @@ func forkChild(p *Program, errfd int32) (pid, pidfd int, errno syscall.Errno) {
 		pidfd:      uint64(uintptr(unsafe.Pointer(&fd))),
 		exitSignal: uint64(unix.SIGCHLD),
 	}
+	if p.ShareMemory {
+		args.flags |= unix.CLONE_VM | unix.CLONE_VFORK
+	}
+	var r1 uintptr
+	var e syscall.Errno
 	runtime_BeforeFork()
-	// A copy of our memory rather than CLONE_VM|CLONE_VFORK: with a shared
-	// memory the kernel charges the caller's peak RSS to the command's
-	// max_rss at execve, and its cpu time was seen to be undercounted.
-	r1, _, e := syscall.RawSyscall(unix.SYS_CLONE3, uintptr(unsafe.Pointer(args)), unsafe.Sizeof(*args), 0)
+	if p.ShareMemory {
+		r1, e = vforkSyscall(unix.SYS_CLONE3, uintptr(unsafe.Pointer(args)), unsafe.Sizeof(*args), 0)
+	} else {
+		r1, _, e = syscall.RawSyscall(unix.SYS_CLONE3, uintptr(unsafe.Pointer(args)), unsafe.Sizeof(*args), 0)
+	}
 	if e != 0 || r1 != 0 {
 		runtime_AfterFork()
 		return int(r1), int(fd), e
