@@ -124,16 +124,10 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*plan, error) {
 		}
 		p.gid[0] = *c.gid
 	}
-	for _, f := range []struct{ file, data string }{
-		{"uid_map", fmt.Sprintf("%d %d 1\n", p.uid[0], p.uid[1])},
-		{"setgroups", "deny"},
-		{"gid_map", fmt.Sprintf("%d %d 1\n", p.gid[0], p.gid[1])},
-	} {
-		name := "/proc/self/" + f.file
-		fd := b.Open(nsexec.AtCWD, name, unix.O_WRONLY, 0, 0, "open "+name)
-		b.Write(fd, []byte(f.data), fmt.Sprintf("write %q to %s", strings.TrimSpace(f.data), name))
-		b.Close(fd)
-	}
+	writeIDMaps(b, nsexec.AtCWD, "/proc/self/", p.uid, p.gid)
+	// The host's /proc, kept open by fd to write the nested namespace's id
+	// maps after the root is switched, and closed before the command runs.
+	hostProc := b.Open(nsexec.AtCWD, "/proc", unix.O_PATH|unix.O_DIRECTORY, 0, 0, "open the host's /proc")
 	if log != nil {
 		log.Info(fmt.Sprintf("UID map: host_id: %d, container_id: %d", p.uid[1], p.uid[0]))
 		log.Info(fmt.Sprintf("GID map: host_id: %d, container_id: %d", p.gid[1], p.gid[0]))
@@ -145,7 +139,11 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &layout{b: b, dirs: map[string]int32{}, log: log}
+	// Mapped to the host's root, the command passes every uid-based check
+	// on host objects: /proc/sys and /proc/sysrq-trigger would let it
+	// change the host's kernel. Those parts of /proc are made read-only,
+	// and the ones that only leak the host's state are hidden.
+	l := &layout{b: b, dirs: map[string]int32{}, log: log, protectProc: p.uid[1] == 0 || p.gid[1] == 0}
 	if err := l.build(entries, c.rootRW); err != nil {
 		return nil, err
 	}
@@ -153,6 +151,13 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*plan, error) {
 	if !c.shareUTS {
 		b.Sethostname(c.hostname)
 	}
+	// Lock the mounts: moved into a nested user and mount namespace, they
+	// become locked mounts of a more privileged namespace, which even a
+	// command with every capability inside cannot unmount, or remount
+	// writable or without nosuid. The ids map to themselves.
+	b.Unshare(unix.CLONE_NEWUSER|unix.CLONE_NEWNS, "lock the mounts in a nested user and mount namespace")
+	writeIDMaps(b, hostProc, "self/", [2]int64{p.uid[0], p.uid[0]}, [2]int64{p.gid[0], p.gid[0]})
+	b.Close(hostProc)
 	if cmd.dir != "" {
 		if !path.IsAbs(cmd.dir) {
 			return nil, configErr("workdir "+cmd.dir, "must be an absolute path inside the sandbox")
@@ -202,6 +207,22 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*plan, error) {
 	}
 	b.Exec(cmd.path, cmd.argv, cmd.env)
 	return p, nil
+}
+
+// writeIDMaps maps one uid and one gid (inside, outside) in the child's
+// current user namespace, written by the child itself to the files of
+// proc + "uid_map" and so on, relative to the fd in dir.
+func writeIDMaps(b *nsexec.Builder, dir int32, proc string, uid, gid [2]int64) {
+	for _, f := range []struct{ file, data string }{
+		{"uid_map", fmt.Sprintf("%d %d 1\n", uid[0], uid[1])},
+		{"setgroups", "deny"},
+		{"gid_map", fmt.Sprintf("%d %d 1\n", gid[0], gid[1])},
+	} {
+		name := proc + f.file
+		fd := b.Open(dir, name, unix.O_WRONLY, 0, 0, "open "+name)
+		b.Write(fd, []byte(f.data), fmt.Sprintf("write %q to %s", strings.TrimSpace(f.data), name))
+		b.Close(fd)
+	}
 }
 
 func checkHostname(name string) error {
@@ -391,11 +412,12 @@ func tmpfsOptions(s string) (opts [][2]string, ro bool, err error) {
 
 // layout emits the steps that build the new root.
 type layout struct {
-	b      *nsexec.Builder
-	log    *slog.Logger
-	root   int32
-	dirs   map[string]int32 // O_PATH fds of directories in the new root
-	placed []entry          // mounts placed so far
+	b           *nsexec.Builder
+	protectProc bool
+	log         *slog.Logger
+	root        int32
+	dirs        map[string]int32 // O_PATH fds of directories in the new root
+	placed      []entry          // mounts placed so far
 }
 
 func (l *layout) logMount(e entry) {
@@ -433,6 +455,22 @@ func (l *layout) build(entries []entry, rootRW bool) error {
 		trees[i] = b.OpenTree(e.Source, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE, "clone the mount tree of "+e.Source)
 		b.SetAttr(trees[i], e.attrs, 0, true, fmt.Sprintf("make the bind of %s %s", e.Source, attrNames(e.attrs)))
 	}
+	masks := map[int][]int32{} // per proc entry, /dev/null trees to hide files with
+	if l.protectProc {
+		for i, e := range entries {
+			if e.Kind != KindProc {
+				continue
+			}
+			for _, name := range procMasked {
+				if _, err := os.Lstat("/proc/" + name); err != nil {
+					continue
+				}
+				t := b.OpenTree("/dev/null", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC, "clone /dev/null to hide "+path.Join(e.Target, name))
+				b.SetAttr(t, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NOEXEC, 0, false, "make that /dev/null read-only")
+				masks[i] = append(masks[i], t)
+			}
+		}
+	}
 	l.root = b.NewMount("tmpfs", [][2]string{{"mode", "0755"}}, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV, "create the root tmpfs")
 	b.MoveMount(l.root, nsexec.AtCWD, "/", "mount the root tmpfs over /")
 	l.dirs["/"] = l.root
@@ -464,6 +502,11 @@ func (l *layout) build(entries []entry, rootRW bool) error {
 			b.Close(src)
 			l.forget(e.Target)
 			l.placed = append(l.placed, e)
+			if e.Kind == KindProc && l.protectProc {
+				if err := l.protect(e, masks[i]); err != nil {
+					return err
+				}
+			}
 		case KindDir:
 			parent, err := l.createIn(e)
 			if err != nil {
@@ -493,6 +536,59 @@ func (l *layout) build(entries []entry, rootRW bool) error {
 	b.PivotRoot("pivot_root to the new root")
 	b.Umount(".", unix.MNT_DETACH, "detach the old root")
 	b.Chdir("/", "chdir /")
+	return nil
+}
+
+// procReadOnly are the parts of /proc that change the host's kernel, made
+// read-only for a command that is the host's root; procMasked are files
+// that only show the host's state, hidden behind /dev/null.
+var (
+	procReadOnly = []string{"sys", "sysrq-trigger", "irq", "bus", "fs"}
+	procMasked   = []string{"kcore", "keys", "timer_list", "sched_debug", "latency_stats"}
+)
+
+// protect makes the dangerous parts of the proc mounted at e.Target
+// read-only, and hides the masked files with the /dev/null trees in masks.
+func (l *layout) protect(e entry, masks []int32) error {
+	b := l.b
+	parent, err := l.dir(path.Dir(e.Target))
+	if err != nil {
+		return err
+	}
+	proc := b.Open(parent, path.Base(e.Target), unix.O_PATH|unix.O_DIRECTORY, 0, resolveInRoot, "open the new proc at "+e.Target)
+	for _, name := range procReadOnly {
+		fi, err := os.Lstat("/proc/" + name)
+		if err != nil {
+			continue
+		}
+		p := path.Join(e.Target, name)
+		t := b.OpenTreeAt(proc, name, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE, "clone "+p)
+		b.SetAttr(t, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC, 0, true, "make "+p+" read-only (recursively)")
+		flags := uint64(unix.O_PATH)
+		if fi.IsDir() {
+			flags |= unix.O_DIRECTORY
+		}
+		dst := b.Open(proc, name, flags, 0, resolveInRoot, "open "+p)
+		b.MoveMount(t, dst, "", "mount the read-only "+p+" over itself")
+		b.Close(dst)
+		b.Close(t)
+	}
+	j := 0
+	for _, name := range procMasked {
+		if _, err := os.Lstat("/proc/" + name); err != nil || j >= len(masks) {
+			continue
+		}
+		p := path.Join(e.Target, name)
+		dst := b.Open(proc, name, unix.O_PATH, 0, resolveInRoot, "open "+p)
+		b.MoveMount(masks[j], dst, "", "hide "+p+" behind /dev/null")
+		b.Close(dst)
+		b.Close(masks[j])
+		j++
+	}
+	b.Close(proc)
+	if l.log != nil {
+		l.log.Debug(fmt.Sprintf("Mount point: %s: %v made read-only, %v hidden, as the command is the host's root", e.Target, procReadOnly, procMasked))
+	}
 	return nil
 }
 

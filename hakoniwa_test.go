@@ -101,6 +101,52 @@ func TestReadOnly(t *testing.T) {
 	}
 }
 
+// TestProcProtected checks that a command cannot change the host's kernel
+// through /proc, even when it is the host's root (uid 0 inside and out).
+func TestProcProtected(t *testing.T) {
+	for _, c := range []*Container{kiss(t), kiss(t).UID(0).GID(0), kiss(t).UID(1000)} {
+		out := shFail(t, c, `v=$(cat /proc/sys/kernel/core_pattern) && echo "$v" > /proc/sys/kernel/core_pattern`)
+		want := "Permission denied"
+		if os.Getuid() == 0 {
+			want = "Read-only file system"
+		}
+		if !strings.Contains(out, want) {
+			t.Errorf("write to core_pattern: %q, want %q", out, want)
+		}
+		if out := shFail(t, c, "echo 1 > /proc/sys/vm/drop_caches"); !strings.Contains(out, want) {
+			t.Errorf("write to drop_caches: %q", out)
+		}
+	}
+	if os.Getuid() != 0 {
+		return
+	}
+	// The host's root also sees the timer list and keys hidden.
+	if out := sh(t, kiss(t), "wc -c < /proc/timer_list; grep -c ' /proc/sys ro,' /proc/self/mountinfo"); out != "0\n1\n" {
+		t.Errorf("got %q", out)
+	}
+}
+
+// TestMountsLocked checks that a command with every capability inside (uid
+// 0) cannot undo the sandbox's mounts: no remount read-write, no unmount.
+func TestMountsLocked(t *testing.T) {
+	dir := t.TempDir()
+	c := kiss(t).UID(0).GID(0).BindRO(dir, "/ro").Tmpfs("/t", "")
+	out := sh(t, c, `grep CapEff /proc/self/status | tr -d '\t'
+mount -o remount,bind,rw /ro 2>/dev/null && echo remounted /ro
+mount -o remount,rw / 2>/dev/null && echo remounted /
+umount /ro 2>/dev/null && echo unmounted /ro
+umount -l /proc 2>/dev/null && echo unmounted /proc
+mount -o remount,bind,rw /proc/sys 2>/dev/null && echo remounted /proc/sys
+touch /ro/pwned 2>/dev/null && echo wrote /ro
+true`)
+	if out != "CapEff:000001ffffffffff\n" {
+		t.Errorf("got %q", out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "pwned")); err == nil {
+		t.Error("the host directory was written")
+	}
+}
+
 func TestReadOnlySubmountOwn(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("mounting on the host needs root; TestReadOnly covers the host's own submounts")
@@ -192,8 +238,8 @@ func TestIdentity(t *testing.T) {
 	if got := sh(t, kiss(t).ShareUTS(true), "hostname"); got != host+"\n" {
 		t.Errorf("shared uts: hostname %q, want %q", got, host)
 	}
-	// A uid map inside reads as one line to the caller's id.
-	want := fmt.Sprintf("7 %d 1\n", uid)
+	// Inside, the map is of the nested namespace that locks the mounts.
+	want := "7 7 1\n"
 	if got := sh(t, kiss(t).UID(7), "cat /proc/self/uid_map | tr -s ' ' | sed 's/^ //'"); got != want {
 		t.Errorf("uid_map %q, want %q", got, want)
 	}

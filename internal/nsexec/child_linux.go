@@ -54,7 +54,7 @@ func runChild(p *Program, errfd int32) {
 		case OpMount:
 			_, _, errno = syscall.RawSyscall6(unix.SYS_MOUNT, uintptr(unsafe.Pointer(s.P1)), uintptr(unsafe.Pointer(s.P2)), uintptr(unsafe.Pointer(s.P3)), s.A, 0, 0)
 		case OpOpenTree:
-			r1, _, errno = syscall.RawSyscall(unix.SYS_OPEN_TREE, atFDCWD, uintptr(unsafe.Pointer(s.P1)), s.A)
+			r1, _, errno = syscall.RawSyscall(unix.SYS_OPEN_TREE, dir, uintptr(unsafe.Pointer(s.P1)), s.A)
 			p.fds[s.Slot] = int32(r1)
 		case OpSetAttr:
 			_, _, errno = syscall.RawSyscall6(unix.SYS_MOUNT_SETATTR, uintptr(p.fds[s.Slot]), uintptr(unsafe.Pointer(p.empty)), unix.AT_EMPTY_PATH|s.A, uintptr(s.Ptr), unsafe.Sizeof(unix.MountAttr{}), 0)
@@ -119,6 +119,8 @@ func runChild(p *Program, errfd int32) {
 			for r1 = 0; errno == 0 && r1 < p.keepN; r1++ {
 				_, _, errno = syscall.RawSyscall(unix.SYS_FCNTL, uintptr(*(*int32)(unsafe.Add(unsafe.Pointer(p.keepP), r1*4))), unix.F_SETFD, 0)
 			}
+		case OpUnshare:
+			_, _, errno = syscall.RawSyscall(unix.SYS_UNSHARE, s.A, 0, 0)
 		case OpUmask:
 			syscall.RawSyscall(unix.SYS_UMASK, s.A, 0, 0)
 		case OpCheckProgram:

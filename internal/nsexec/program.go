@@ -31,7 +31,7 @@ const (
 	OpWrite                        // write all of p2[:n] to fd[slot]
 	OpClose                        // close(fd[slot])
 	OpMount                        // mount(p1, p2, p3, a, nil)
-	OpOpenTree                     // fd[slot] = open_tree(AT_FDCWD, p1, a)
+	OpOpenTree                     // fd[slot] = open_tree(fd[dir] or AT_FDCWD, p1, a)
 	OpSetAttr                      // mount_setattr(fd[slot], "", AT_EMPTY_PATH|a, attr)
 	OpFsOpen                       // fd[slot] = fsopen(p1, FSOPEN_CLOEXEC)
 	OpFsConfig                     // fsconfig(fd[slot], a, p1, p2, 0)
@@ -52,6 +52,7 @@ const (
 	OpCloseFds                     // close_range(3, ~0, CLOSE_RANGE_CLOEXEC), then keep the fds in keep
 	OpDupStdio                     // dup3(stdio[i], i, 0) for i in 0..2
 	OpUmask                        // umask(a)
+	OpUnshare                      // unshare(a)
 	OpCheckProgram                 // fail if p1 cannot be opened without crossing a magic link
 	OpExec                         // execve(p1, argv, envv)
 )
@@ -163,8 +164,13 @@ func (b *Builder) Mount(src, target, fstype string, flags uintptr, desc string) 
 
 // OpenTree clones the mount tree at a host path into a detached tree.
 func (b *Builder) OpenTree(path string, flags uintptr, desc string) int32 {
+	return b.OpenTreeAt(AtCWD, path, flags, desc)
+}
+
+// OpenTreeAt clones the mount tree at path relative to the fd in dir.
+func (b *Builder) OpenTreeAt(dir int32, path string, flags uintptr, desc string) int32 {
 	slot := b.Slot()
-	b.add(Step{Kind: OpOpenTree, Slot: slot, P1: cstr(path), A: flags, Desc: desc})
+	b.add(Step{Kind: OpOpenTree, Slot: slot, Dir: dir, P1: cstr(path), A: flags, Desc: desc})
 	return slot
 }
 
@@ -262,6 +268,11 @@ func (b *Builder) Setrlimit(res int, v uint64, desc string) {
 // Umask sets the file mode creation mask.
 func (b *Builder) Umask(mask uint32) {
 	b.add(Step{Kind: OpUmask, A: uintptr(mask), Desc: fmt.Sprintf("umask %04o", mask)})
+}
+
+// Unshare moves the child into new namespaces.
+func (b *Builder) Unshare(flags uintptr, desc string) {
+	b.add(Step{Kind: OpUnshare, A: flags, Desc: desc})
 }
 
 // Setsid starts a new session.
