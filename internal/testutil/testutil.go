@@ -78,11 +78,50 @@ func rerun() error {
 		}
 		args = append(args, a)
 	}
+	// The package directory may not be readable by the unprivileged user
+	// (a checkout under /root): run in a world-readable copy of it.
+	wd, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	pkg := filepath.Join(dir, "pkg")
+	if err := copyTree(wd, pkg); err != nil {
+		return fmt.Errorf("copy %s: %w", wd, err)
+	}
 	cmd := exec.Command(exe, args...)
+	cmd.Dir = pkg
 	cmd.Env = append(os.Environ(), UnprivilegedEnv+"=1", "TMPDIR="+tmp, "HOME="+tmp, "GOCOVERDIR=")
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: UID, Gid: GID, Groups: []uint32{}}}
 	return cmd.Run()
+}
+
+// copyTree copies the directory from to to, readable by everyone, leaving
+// out hidden entries such as .git.
+func copyTree(from, to string) error {
+	return filepath.WalkDir(from, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(from, p)
+		if err != nil {
+			return err
+		}
+		if rel != "." && strings.HasPrefix(d.Name(), ".") {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		dst := filepath.Join(to, rel)
+		switch {
+		case d.IsDir():
+			return os.MkdirAll(dst, 0o755)
+		case d.Type().IsRegular():
+			return copyFile(p, dst)
+		}
+		return nil // symlinks and devices are not needed by the tests
+	})
 }
 
 func copyFile(from, to string) error {
