@@ -244,16 +244,14 @@ func (cmd *Cmd) stdio(i int) (*os.File, error) {
 			if err != nil {
 				return nil, err
 			}
-			cmd.closeLate = append(cmd.closeLate, pw)
-			cmd.copies++
-			go func() {
+			cmd.startCopy(pw, func() error {
 				_, err := io.Copy(pw, r)
-				if errors.Is(err, syscall.EPIPE) || errors.Is(err, os.ErrClosed) {
-					err = nil
-				}
 				pw.Close()
-				cmd.copyErrs <- err
-			}()
+				if errors.Is(err, syscall.EPIPE) || errors.Is(err, os.ErrClosed) {
+					return nil // the command did not read all its input
+				}
+				return err
+			})
 			return pr, nil
 		}
 	}
@@ -278,13 +276,11 @@ func (cmd *Cmd) stdio(i int) (*os.File, error) {
 		if err != nil {
 			return nil, err
 		}
-		cmd.closeLate = append(cmd.closeLate, pr)
-		cmd.copies++
-		go func() {
+		cmd.startCopy(pr, func() error {
 			_, err := io.Copy(w, pr)
 			pr.Close()
-			cmd.copyErrs <- err
-		}()
+			return err
+		})
 		if i == 1 && cmd.Stderr == cmd.Stdout {
 			dup, err := dupFile(pw)
 			if err != nil {
@@ -295,6 +291,14 @@ func (cmd *Cmd) stdio(i int) (*os.File, error) {
 		}
 		return pw, nil
 	}
+}
+
+// startCopy runs copy in a goroutine that Wait waits for, and closes our
+// end of its pipe in Wait.
+func (cmd *Cmd) startCopy(end io.Closer, copy func() error) {
+	cmd.closeLate = append(cmd.closeLate, end)
+	cmd.copies++
+	go func() { cmd.copyErrs <- copy() }()
 }
 
 func dupFile(f *os.File) (*os.File, error) {
