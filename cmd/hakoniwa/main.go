@@ -159,9 +159,9 @@ Exit status: the command's own code, 128+N when it was killed by signal N,
 		f.VarP(v, name, short, usage)
 	}
 	mount("ro-bind", "", "bind `SRC[:DST]` read-only (repeatable)", bindParser(false, false))
-	mount("bindmount-ro", "b", "alias of --ro-bind", bindParser(false, false))
+	mount("bindmount-ro", "b", "alias of --ro-bind `SRC[:DST]`", bindParser(false, false))
 	mount("rw-bind", "", "bind `SRC[:DST]` read-write", bindParser(true, false))
-	mount("bindmount-rw", "B", "alias of --rw-bind", bindParser(true, false))
+	mount("bindmount-rw", "B", "alias of --rw-bind `SRC[:DST]`", bindParser(true, false))
 	mount("ro-bind-try", "", "like --ro-bind, but skip a missing `SRC[:DST]`", bindParser(false, true))
 	mount("rw-bind-try", "", "like --rw-bind, but skip a missing `SRC[:DST]`", bindParser(true, true))
 	mount("tmpfs", "", "mount a tmpfs at `DST[:OPTS]`, OPTS such as size=64M,mode=1777", parseTmpfs)
@@ -184,13 +184,13 @@ Exit status: the command's own code, 128+N when it was killed by signal N,
 	f.StringVar(&o.hostname, "hostname", "", "the hostname inside (default hakoniwa)")
 
 	f.StringVarP(&o.uid, "uid", "u", "", "the uid `N` inside, mapped to the caller's uid")
-	f.StringVar(&o.uid, "uidmap", "", "alias of --uid")
+	f.StringVar(&o.uid, "uidmap", "", "alias of --uid `N`")
 	f.StringVarP(&o.gid, "gid", "g", "", "the gid `N` inside, mapped to the caller's gid")
-	f.StringVar(&o.gid, "gidmap", "", "alias of --gid")
+	f.StringVar(&o.gid, "gidmap", "", "alias of --gid `N`")
 
 	f.StringArrayVarP(&o.env, "setenv", "e", nil, "set `NAME=VALUE`, or copy NAME from the host")
 	f.StringVarP(&o.workdir, "workdir", "w", "", "bind `HOST` read-write at the same path and use it as the cwd; :PATH only sets the cwd")
-	f.StringVar(&o.workdir, "work-dir", "", "alias of --workdir")
+	f.StringVar(&o.workdir, "work-dir", "", "alias of --workdir `HOST`")
 	f.StringVar(&o.chdir, "chdir", "", "the cwd `PATH` inside")
 
 	for _, l := range limitFlags {
