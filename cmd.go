@@ -57,6 +57,7 @@ type Cmd struct {
 	closeLate []io.Closer
 	copyErrs  chan error
 	copies    int
+	pending   []func() error // copies to start once the command runs
 	stopCtx   func() bool
 	timer     *time.Timer
 	waited    bool
@@ -130,7 +131,7 @@ func (cmd *Cmd) fail(err *SetupError) error {
 	for _, c := range cmd.closeLate {
 		c.Close()
 	}
-	cmd.closeLate = nil
+	cmd.closeLate, cmd.pending = nil, nil
 	return err
 }
 
@@ -191,15 +192,20 @@ func (cmd *Cmd) Start() error {
 			}
 			err = se.Errno
 			if se.Kind == nsexec.OpCheckProgram && se.Errno == unix.ELOOP {
-				err = fmt.Errorf("the program path goes through a magic link such as /proc/self/exe, which could name a file outside the sandbox (%w)", se.Errno)
+				err = fmt.Errorf("the program or its #! interpreter goes through a magic link such as /proc/self/exe, which could name a file outside the sandbox (%w)", se.Errno)
 			}
 			if se.Kind == nsexec.OpOpen && se.Errno == unix.ELOOP {
 				err = fmt.Errorf("a symlink is in the way; symlinks are never followed while the root is built (%w)", se.Errno)
 			}
 		}
-		cmd.wakeCopiers()
+		cmd.pending = nil // fail closes the pipes; no copy was started
 		return cmd.fail(&SetupError{Step: step, Err: err, ExitCode: code})
 	}
+	for _, copy := range cmd.pending {
+		cmd.copies++
+		go func() { cmd.copyErrs <- copy() }()
+	}
+	cmd.pending = nil
 	cmd.Result.SetupTime = durp(time.Since(cmd.start))
 	cmd.Result.Pid = proc.Pid
 	cmd.mu.Lock()
@@ -215,19 +221,6 @@ func (cmd *Cmd) Start() error {
 		})
 	}
 	return nil
-}
-
-// wakeCopiers closes the copy ends after a failed start, so that the copying
-// goroutines end.
-func (cmd *Cmd) wakeCopiers() {
-	for _, c := range cmd.closeLate {
-		c.Close()
-	}
-	cmd.closeLate = nil
-	for i := 0; i < cmd.copies; i++ {
-		<-cmd.copyErrs
-	}
-	cmd.copies = 0
 }
 
 // stdio returns the file for fd i of the command. The caller closes it after
@@ -258,7 +251,7 @@ func (cmd *Cmd) stdio(i int) (*os.File, error) {
 	w := cmd.Stdout
 	if i == 2 {
 		w = cmd.Stderr
-		if w != nil && w == cmd.Stdout {
+		if w != nil && sameWriter(w, cmd.Stdout) {
 			// One pipe for both keeps their interleaving.
 			if f, ok := w.(*os.File); ok {
 				return dupFile(f)
@@ -281,7 +274,7 @@ func (cmd *Cmd) stdio(i int) (*os.File, error) {
 			pr.Close()
 			return err
 		})
-		if i == 1 && cmd.Stderr == cmd.Stdout {
+		if i == 1 && sameWriter(cmd.Stderr, cmd.Stdout) {
 			dup, err := dupFile(pw)
 			if err != nil {
 				pw.Close()
@@ -293,12 +286,24 @@ func (cmd *Cmd) stdio(i int) (*os.File, error) {
 	}
 }
 
-// startCopy runs copy in a goroutine that Wait waits for, and closes our
-// end of its pipe in Wait.
+// startCopy arranges for copy to run in a goroutine once the command has
+// started, which Wait waits for; our end of its pipe is closed by Wait, or
+// at once if the start fails. Starting the copies only then means a failed
+// start never waits for a reader that may never return.
 func (cmd *Cmd) startCopy(end io.Closer, copy func() error) {
 	cmd.closeLate = append(cmd.closeLate, end)
-	cmd.copies++
-	go func() { cmd.copyErrs <- copy() }()
+	cmd.pending = append(cmd.pending, copy)
+}
+
+// sameWriter reports whether a and b are the same writer, also for writers
+// of types that cannot be compared.
+func sameWriter(a, b io.Writer) (same bool) {
+	defer func() {
+		if recover() != nil {
+			same = false
+		}
+	}()
+	return a == b
 }
 
 func dupFile(f *os.File) (*os.File, error) {

@@ -139,11 +139,16 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A session keyring of its own, so that the caller's keys are not
+	// reachable from the sandbox.
+	b.Syscall(unix.SYS_KEYCTL, unix.KEYCTL_JOIN_SESSION_KEYRING, 0, 0, "join a new session keyring")
+
 	// Mapped to the host's root, the command passes every uid-based check
 	// on host objects: /proc/sys and /proc/sysrq-trigger would let it
 	// change the host's kernel. Those parts of /proc are made read-only,
 	// and the ones that only leak the host's state are hidden.
-	l := &layout{b: b, dirs: map[string]int32{}, log: log, protectProc: p.uid[1] == 0 || p.gid[1] == 0}
+	hostRoot := p.uid[1] == 0 || p.gid[1] == 0
+	l := &layout{b: b, dirs: map[string]int32{}, log: log, protectProc: hostRoot}
 	if err := l.build(entries, c.rootRW); err != nil {
 		return nil, err
 	}
@@ -157,6 +162,18 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*plan, error) {
 	// writable or without nosuid. The ids map to themselves.
 	b.Unshare(unix.CLONE_NEWUSER|unix.CLONE_NEWNS, "lock the mounts in a nested user and mount namespace")
 	writeIDMaps(b, hostProc, "self/", [2]int64{p.uid[0], p.uid[0]}, [2]int64{p.gid[0], p.gid[0]})
+	if hostRoot {
+		// As the host's root, a command that made a cgroup, net, pid or
+		// ipc namespace of its own could mount cgroupfs, sysfs, proc or
+		// mqueue and pass their uid checks. The nested user namespace
+		// allows it none of those, nor further user namespaces.
+		for _, ns := range []string{"user", "cgroup", "net", "pid", "ipc"} {
+			name := "sys/user/max_" + ns + "_namespaces"
+			fd := b.Open(hostProc, name, unix.O_WRONLY, 0, 0, "open /proc/"+name)
+			b.Write(fd, []byte("0"), "forbid new "+ns+" namespaces: write 0 to /proc/"+name)
+			b.Close(fd)
+		}
+	}
 	b.Close(hostProc)
 	if cmd.dir != "" {
 		if !path.IsAbs(cmd.dir) {
@@ -166,18 +183,6 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*plan, error) {
 	}
 	if strings.IndexByte(cmd.path, 0) < 0 {
 		b.CheckProgram(cmd.path)
-	}
-	res := make([]int, 0, len(c.rlimits))
-	for r := range c.rlimits {
-		res = append(res, r)
-	}
-	sort.Ints(res)
-	for _, r := range res {
-		name := rlimitNames[r]
-		if name == "" {
-			name = "resource " + strconv.Itoa(r)
-		}
-		b.Setrlimit(r, c.rlimits[r], fmt.Sprintf("set RLIMIT_%s to %d", strings.ToUpper(name), c.rlimits[r]))
 	}
 	b.Setsid()
 	if !c.allowNewPrivs {
@@ -196,6 +201,20 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*plan, error) {
 		keep = append(keep, int32(fd))
 	}
 	b.CloseFds(keep)
+	// The rlimits come last, so that a small RLIMIT_NOFILE cannot fail
+	// the setup itself.
+	res := make([]int, 0, len(c.rlimits))
+	for r := range c.rlimits {
+		res = append(res, r)
+	}
+	sort.Ints(res)
+	for _, r := range res {
+		name := rlimitNames[r]
+		if name == "" {
+			name = "resource " + strconv.Itoa(r)
+		}
+		b.Setrlimit(r, c.rlimits[r], fmt.Sprintf("set RLIMIT_%s to %d", strings.ToUpper(name), c.rlimits[r]))
+	}
 	for _, s := range append(append([]string{cmd.path}, cmd.argv...), cmd.env...) {
 		if strings.IndexByte(s, 0) >= 0 {
 			return nil, configErr("command", "argument or environment contains a NUL byte: %q", s)
@@ -307,7 +326,13 @@ func (c *Container) entries(log *slog.Logger) ([]entry, error) {
 				return nil, &ConfigError{What: what, Err: err}
 			}
 			e.isDir = fi.IsDir()
-			e.isDevice = fi.Mode()&fs.ModeDevice != 0 || m.Source == "/dev" || strings.HasPrefix(m.Source, "/dev/")
+			// A device, or a directory of devices such as /dev itself,
+			// keeps its devices usable: no nodev.
+			real, err := filepath.EvalSymlinks(m.Source)
+			if err != nil {
+				return nil, &ConfigError{What: what, Err: err}
+			}
+			e.isDevice = fi.Mode()&fs.ModeDevice != 0 || (fi.IsDir() && (real == "/dev" || strings.HasPrefix(real, "/dev/")))
 			e.attrs = unix.MOUNT_ATTR_NOSUID
 			if !e.isDevice {
 				e.attrs |= unix.MOUNT_ATTR_NODEV
@@ -543,8 +568,8 @@ func (l *layout) build(entries []entry, rootRW bool) error {
 // read-only for a command that is the host's root; procMasked are files
 // that only show the host's state, hidden behind /dev/null.
 var (
-	procReadOnly = []string{"sys", "sysrq-trigger", "irq", "bus", "fs"}
-	procMasked   = []string{"kcore", "keys", "timer_list", "sched_debug", "latency_stats"}
+	procReadOnly = []string{"sys", "sysrq-trigger", "irq", "bus", "fs", "acpi", "scsi", "asound"}
+	procMasked   = []string{"kcore", "keys", "timer_list", "sched_debug", "latency_stats", "kpageflags", "kpagecount", "kpagecgroup"}
 )
 
 // protect makes the dangerous parts of the proc mounted at e.Target

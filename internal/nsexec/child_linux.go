@@ -47,6 +47,10 @@ func runChild(p *Program, errfd int32) {
 				if errno != 0 {
 					break
 				}
+				if r1 == 0 {
+					errno = syscall.EIO
+					break
+				}
 				done += r1
 			}
 		case OpClose:
@@ -119,15 +123,14 @@ func runChild(p *Program, errfd int32) {
 			for r1 = 0; errno == 0 && r1 < p.keepN; r1++ {
 				_, _, errno = syscall.RawSyscall(unix.SYS_FCNTL, uintptr(*(*int32)(unsafe.Add(unsafe.Pointer(p.keepP), r1*4))), unix.F_SETFD, 0)
 			}
+		case OpSyscall:
+			_, _, errno = syscall.RawSyscall(s.A, s.B, s.C, s.N)
 		case OpUnshare:
 			_, _, errno = syscall.RawSyscall(unix.SYS_UNSHARE, s.A, 0, 0)
 		case OpUmask:
 			syscall.RawSyscall(unix.SYS_UMASK, s.A, 0, 0)
 		case OpCheckProgram:
-			r1, _, errno = syscall.RawSyscall6(unix.SYS_OPENAT2, atFDCWD, uintptr(unsafe.Pointer(s.P1)), uintptr(s.Ptr), unix.SizeofOpenHow, 0, 0)
-			if errno == 0 {
-				syscall.RawSyscall(unix.SYS_CLOSE, r1, 0, 0)
-			}
+			errno = checkProgram(p, s.P1)
 		case OpExec:
 			_, _, errno = syscall.RawSyscall(unix.SYS_EXECVE, uintptr(unsafe.Pointer(s.P1)), uintptr(unsafe.Pointer(&p.argv[0])), uintptr(unsafe.Pointer(&p.envv[0])))
 		}
@@ -146,3 +149,52 @@ func runChild(p *Program, errfd int32) {
 
 // atFDCWD is AT_FDCWD as a system call argument.
 const atFDCWD = ^uintptr(99) // -100
+
+// checkProgram fails with ELOOP if the program at path, or the interpreter
+// named on its #! line (and so on, as deep as the kernel goes), is reached
+// through a magic link such as /proc/self/exe, which names a file outside
+// the new root: the host's hakoniwa binary, or the library caller's.
+//
+//go:nosplit
+//go:norace
+func checkProgram(p *Program, path *byte) syscall.Errno {
+	var (
+		depth, i, start int
+		fd, n           uintptr
+		errno           syscall.Errno
+	)
+	for depth = 0; depth < 5; depth++ {
+		fd, _, errno = syscall.RawSyscall6(unix.SYS_OPENAT2, atFDCWD, uintptr(unsafe.Pointer(path)), uintptr(unsafe.Pointer(&p.pathHow)), unix.SizeofOpenHow, 0, 0)
+		if errno != 0 {
+			return errno
+		}
+		_, _, errno = syscall.RawSyscall(unix.SYS_FSTAT, fd, uintptr(unsafe.Pointer(&p.stat)), 0)
+		syscall.RawSyscall(unix.SYS_CLOSE, fd, 0, 0)
+		if errno != 0 || p.stat.Mode&unix.S_IFMT != unix.S_IFREG {
+			return 0 // execve will say what is wrong with it
+		}
+		fd, _, errno = syscall.RawSyscall6(unix.SYS_OPENAT2, atFDCWD, uintptr(unsafe.Pointer(path)), uintptr(unsafe.Pointer(&p.readHow)), unix.SizeofOpenHow, 0, 0)
+		if errno != 0 {
+			return 0 // unreadable, so not a script the kernel could run
+		}
+		n, _, errno = syscall.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&p.shebang[0])), uintptr(len(p.shebang)-1))
+		syscall.RawSyscall(unix.SYS_CLOSE, fd, 0, 0)
+		if errno != 0 || n < 3 || p.shebang[0] != '#' || p.shebang[1] != '!' {
+			return 0
+		}
+		i = 2
+		for i < int(n) && (p.shebang[i] == ' ' || p.shebang[i] == '\t') {
+			i++
+		}
+		start = i
+		for i < int(n) && p.shebang[i] != ' ' && p.shebang[i] != '\t' && p.shebang[i] != '\n' && p.shebang[i] != 0 {
+			i++
+		}
+		if i == start {
+			return 0
+		}
+		p.shebang[i] = 0
+		path = &p.shebang[start]
+	}
+	return 0
+}

@@ -53,7 +53,8 @@ const (
 	OpDupStdio                     // dup3(stdio[i], i, 0) for i in 0..2
 	OpUmask                        // umask(a)
 	OpUnshare                      // unshare(a)
-	OpCheckProgram                 // fail if p1 cannot be opened without crossing a magic link
+	OpSyscall                      // syscall a(b, c, n)
+	OpCheckProgram                 // fail if p1 or its #! interpreters cross a magic link
 	OpExec                         // execve(p1, argv, envv)
 )
 
@@ -99,6 +100,11 @@ type Program struct {
 	pathv []*byte     // keeps argv/envv strings alive
 	errb  childReport // buffer the child writes its failure into
 	zero  unix.Timespec
+
+	// for OpCheckProgram
+	pathHow, readHow unix.OpenHow
+	stat             unix.Stat_t
+	shebang          [256]byte
 }
 
 // childReport is what a failing child writes on the error pipe.
@@ -275,6 +281,11 @@ func (b *Builder) Unshare(flags uintptr, desc string) {
 	b.add(Step{Kind: OpUnshare, A: flags, Desc: desc})
 }
 
+// Syscall makes the system call trap(a1, a2, a3).
+func (b *Builder) Syscall(trap, a1, a2, a3 uintptr, desc string) {
+	b.add(Step{Kind: OpSyscall, A: trap, B: a1, C: a2, N: a3, Desc: desc})
+}
+
 // Setsid starts a new session.
 func (b *Builder) Setsid() {
 	b.add(Step{Kind: OpSetsid, Desc: "setsid"})
@@ -322,8 +333,9 @@ func (b *Builder) Exec(path string, argv, env []string) {
 // CheckProgram fails the run if path cannot be reached without a magic
 // link, such as /proc/self/exe, which could name a file outside the root.
 func (b *Builder) CheckProgram(path string) {
-	how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_MAGICLINKS}
-	b.add(Step{Kind: OpCheckProgram, P1: cstr(path), Ptr: unsafe.Pointer(how), Desc: "check the program " + path})
+	b.P.pathHow = unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_MAGICLINKS}
+	b.P.readHow = unix.OpenHow{Flags: unix.O_RDONLY | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_MAGICLINKS}
+	b.add(Step{Kind: OpCheckProgram, P1: cstr(path), Desc: "program " + path})
 }
 
 // String prints the program, one step a line, for --dry-run.

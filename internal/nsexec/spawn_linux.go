@@ -291,6 +291,7 @@ func describeStatus(ws unix.WaitStatus) string {
 // pidfd; in the child it runs the program and never returns.
 //
 //go:norace
+//go:noinline
 func forkChild(p *Program, errfd int32) (pid, pidfd int, errno syscall.Errno) {
 	var fd int32 = -1
 	args := &cloneArgs{
