@@ -203,6 +203,9 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*plan, error) {
 	b.CloseFds(keep)
 	// The rlimits come last, so that a small RLIMIT_NOFILE cannot fail
 	// the setup itself.
+	if _, ok := c.rlimits[RlimitNproc]; ok && p.uid[1] == 0 {
+		return nil, configErr("limit nproc", "Linux does not enforce RLIMIT_NPROC on the host's root user, which this sandbox runs as; run hakoniwa as another user to limit processes")
+	}
 	res := make([]int, 0, len(c.rlimits))
 	for r := range c.rlimits {
 		res = append(res, r)

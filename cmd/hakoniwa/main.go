@@ -274,8 +274,8 @@ func (o *runOptions) container(log *slog.Logger) (*hakoniwa.Container, error) {
 		}
 	}
 	if o.hostnameSet {
-		if o.hostname == "" {
-			return nil, usageError{errors.New("--hostname: the name must not be empty")}
+		if o.hostname == "" || len(o.hostname) > 64 {
+			return nil, usageError{fmt.Errorf("--hostname %q: want 1 to 64 bytes", o.hostname)}
 		}
 		c.Hostname(o.hostname)
 	}
@@ -302,7 +302,11 @@ func (o *runOptions) container(log *slog.Logger) (*hakoniwa.Container, error) {
 			return nil, usageError{fmt.Errorf("--setenv %q: want NAME=VALUE or NAME", kv)}
 		}
 		if !ok {
-			value = os.Getenv(name)
+			// -e NAME copies the host's value; an unset one stays unset.
+			var set bool
+			if value, set = os.LookupEnv(name); !set {
+				continue
+			}
 		}
 		c.Setenv(name, value)
 	}
