@@ -62,6 +62,7 @@ type Cmd struct {
 	timer     *time.Timer
 	waited    bool
 	sharedOut *os.File
+	watchdog  *nsexec.Watchdog
 }
 
 // Command returns a Cmd that runs name with args in the sandbox. A name
@@ -200,6 +201,19 @@ func (cmd *Cmd) Start() error {
 		}
 		cmd.pending = nil // fail closes the pipes; no copy was started
 		return cmd.fail(&SetupError{Step: step, Err: err, ExitCode: code})
+	}
+	if cmd.c.watchdog {
+		w, err := nsexec.StartWatchdog(proc)
+		if errors.Is(err, nsexec.ErrDone) {
+			err = nil // the command has already exited: nothing to guard
+		}
+		if err != nil {
+			proc.Signal(unix.SIGKILL)
+			proc.Wait()
+			cmd.pending = nil
+			return cmd.fail(&SetupError{Step: "start the watchdog", Err: err, ExitCode: 125})
+		}
+		cmd.watchdog = w // nil if the command has already exited
 	}
 	for _, copy := range cmd.pending {
 		cmd.copies++
@@ -383,6 +397,10 @@ func (cmd *Cmd) Wait() error {
 
 	ws, ru, werr := proc.Wait()
 	end := time.Now()
+	if cmd.watchdog != nil {
+		cmd.watchdog.Stop()
+		cmd.watchdog = nil
+	}
 	if cmd.timer != nil {
 		cmd.timer.Stop()
 	}

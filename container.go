@@ -104,6 +104,7 @@ type Container struct {
 	allowNewPrivs bool
 	noProc        bool
 	copyMemory    bool
+	watchdog      bool
 	keepFds       []int
 
 	logger *slog.Logger
@@ -251,6 +252,15 @@ func (c *Container) AllowNewPrivs(allow bool) *Container { c.allowNewPrivs = all
 // only the caller's resident anonymous memory. The CLI, whose own memory is
 // small, copies, so that max_rss is close to the command's own.
 func (c *Container) CopyMemory(copy bool) *Container { c.copyMemory = copy; return c }
+
+// Watchdog starts, for each run, a small process outside the sandbox that
+// kills it if the caller dies first, even by SIGKILL. Without it that is
+// left to the sandbox's parent-death signal, which a hostile command that
+// is PID 1 can clear (with prctl, or with setuid as root inside). The
+// watchdog runs in a copy of the caller's memory, so it costs a fork per
+// run and copy-on-write faults while the run lasts: cheap for the CLI,
+// which turns it on, and costly for a caller with a large heap.
+func (c *Container) Watchdog(on bool) *Container { c.watchdog = on; return c }
 
 // Logger sets where setup is logged; nil means nowhere.
 func (c *Container) Logger(l *slog.Logger) *Container { c.logger = l; return c }

@@ -789,6 +789,38 @@ func TestContextCancel(t *testing.T) {
 	}
 }
 
+// TestWatchdog checks that runs with a watchdog work and leave neither fds
+// nor zombie watchdogs behind.
+func TestWatchdog(t *testing.T) {
+	c := kiss(t).Watchdog(true)
+	run := func() {
+		out, err := c.Command("/bin/sh", "-c", "sleep 0.01; echo ok").Output()
+		if err != nil || string(out) != "ok\n" {
+			t.Fatalf("%q %v", out, err)
+		}
+	}
+	settle := func() {
+		deadline := time.Now().Add(2 * time.Second)
+		for children(t) != "" && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(20 * time.Millisecond) // the reaper closes its pidfd
+	}
+	run()
+	settle()
+	fds := countFds(t)
+	for i := 0; i < 30; i++ {
+		run()
+	}
+	settle()
+	if out := children(t); out != "" {
+		t.Errorf("processes left: %s", out)
+	}
+	if n := countFds(t); n != fds {
+		t.Errorf("fds: %d -> %d", fds, n)
+	}
+}
+
 // TestManyRuns runs 300 sandboxes and checks that fds, goroutines and memory
 // do not grow.
 func TestManyRuns(t *testing.T) {

@@ -72,20 +72,35 @@ func alive(pid int) bool {
 }
 
 func TestDieWithParent(t *testing.T) {
-	cmd := exec.Command(cli(t), "run", "--", "/bin/sleep", "100")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name    string
+		args    []string
+		cmdline string
+	}{
+		{"sleep", []string{"/bin/sleep", "100"}, "/bin/sleep\x00100\x00"},
+		// A hostile PID 1 clears its parent-death signal first: the
+		// watchdog still kills it.
+		{"pdeathsig cleared", []string{"/usr/bin/setpriv", "--pdeathsig", "clear", "--", "/bin/sleep", "101"}, "/bin/sleep\x00101\x00"},
 	}
-	pid := findChild(t, cmd.Process.Pid, "/bin/sleep\x00100\x00")
-	cmd.Process.Kill()
-	cmd.Wait()
-	deadline := time.Now().Add(time.Second)
-	for alive(pid) {
-		if time.Now().After(deadline) {
-			syscall.Kill(pid, syscall.SIGKILL)
-			t.Fatalf("the sandbox (pid %d) outlived its SIGKILLed parent by a second", pid)
-		}
-		time.Sleep(5 * time.Millisecond)
+	exe := cli(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(exe, append([]string{"run", "--"}, tt.args...)...)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			pid := findChild(t, cmd.Process.Pid, tt.cmdline)
+			cmd.Process.Kill()
+			cmd.Wait()
+			deadline := time.Now().Add(time.Second)
+			for alive(pid) {
+				if time.Now().After(deadline) {
+					syscall.Kill(pid, syscall.SIGKILL)
+					t.Fatalf("the sandbox (pid %d) outlived its SIGKILLed parent by a second", pid)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
 	}
 }
 

@@ -100,6 +100,27 @@ func spawnLoop() {
 	}
 }
 
+// prepare allocates what the child writes into.
+func (p *Program) prepare() {
+	p.fds = make([]int32, max(p.Slots, 1)) // a step's Dir 0 reads fds[0]
+	p.empty = cstr("")
+	if len(p.Keep) > 0 {
+		p.keepP = &p.Keep[0]
+		p.keepN = uintptr(len(p.Keep))
+	}
+}
+
+// spawn has the spawner thread clone a child that runs p.
+func spawn(p *Program, errfd int32) spawnResult {
+	spawner.once.Do(func() {
+		spawner.reqs = make(chan *spawnRequest)
+		go spawnLoop()
+	})
+	req := &spawnRequest{p: p, errfd: errfd, done: make(chan spawnResult, 1)}
+	spawner.reqs <- req
+	return <-req.done
+}
+
 // Start clones the child and runs p in it. stdio are the fds that become
 // 0, 1 and 2 in the child. Start returns once the child has called execve, or
 // with a *StepError naming the step that failed. On failure the child has
@@ -108,12 +129,7 @@ func Start(p *Program, stdio [3]int) (*Process, error) {
 	if len(p.Steps) == 0 || p.Steps[len(p.Steps)-1].Kind != OpExec {
 		return nil, errors.New("nsexec: program does not end in execve")
 	}
-	p.fds = make([]int32, p.Slots)
-	p.empty = cstr("")
-	if len(p.Keep) > 0 {
-		p.keepP = &p.Keep[0]
-		p.keepN = uintptr(len(p.Keep))
-	}
+	p.prepare()
 
 	// Copies of the stdio fds above 2, so that dup3 onto 0-2 in the child
 	// never overwrites a source it still needs.
@@ -152,13 +168,7 @@ func Start(p *Program, stdio [3]int) (*Process, error) {
 	}
 	p.alive = [2]int32{int32(alive[0]), int32(alive[1])}
 
-	spawner.once.Do(func() {
-		spawner.reqs = make(chan *spawnRequest)
-		go spawnLoop()
-	})
-	req := &spawnRequest{p: p, errfd: int32(errp[1]), done: make(chan spawnResult, 1)}
-	spawner.reqs <- req
-	res := <-req.done
+	res := spawn(p, int32(errp[1]))
 	unix.Close(errp[1])
 	unix.Close(alive[0])
 	if res.errno != 0 {
@@ -348,4 +358,64 @@ func (pr *Process) Signal(sig unix.Signal) error {
 		return os.NewSyscallError("pidfd_send_signal", e)
 	}
 	return nil
+}
+
+// A Watchdog is a small process outside the sandbox that kills it with
+// SIGKILL if our process dies first. The sandbox's own parent-death signal
+// does that too, but a command that is PID 1 can clear it (prctl, or a
+// setuid as root inside); the watchdog, in the host's pid namespace, is out
+// of its reach. It runs in a copy of our memory, so it costs a fork.
+type Watchdog struct {
+	lifeline int // write end; the watchdog reads EOF when it is closed
+	pidfd    int
+}
+
+// StartWatchdog starts a watchdog for the process whose pidfd is given.
+func StartWatchdog(target *Process) (*Watchdog, error) {
+	target.mu.Lock()
+	pidfd := target.pidfd
+	if pidfd < 0 {
+		target.mu.Unlock()
+		return nil, ErrDone
+	}
+	// Our own copy, that the reaper cannot close under the fork.
+	dup, err := unix.FcntlInt(uintptr(pidfd), unix.F_DUPFD_CLOEXEC, 3)
+	target.mu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("watchdog: dup pidfd: %w", err)
+	}
+	defer unix.Close(dup)
+	var life [2]int
+	if err := unix.Pipe2(life[:], unix.O_CLOEXEC); err != nil {
+		return nil, fmt.Errorf("watchdog: pipe: %w", err)
+	}
+	defer unix.Close(life[0])
+
+	b := NewBuilder(0)
+	b.Setsid() // no signals from the caller's terminal
+	b.Syscall(unix.SYS_DUP3, uintptr(life[0]), 0, 0, "install the lifeline as fd 0")
+	b.Syscall(unix.SYS_DUP3, uintptr(dup), 1, 0, "install the pidfd as fd 1")
+	b.Syscall(unix.SYS_CLOSE_RANGE, 2, ^uintptr(0)>>32, 0, "close every other fd")
+	b.P.buf = new([1]byte)
+	b.Syscall(unix.SYS_READ, 0, uintptr(unsafe.Pointer(b.P.buf)), 1, "wait for the lifeline to close")
+	b.Syscall(unix.SYS_PIDFD_SEND_SIGNAL, 1, uintptr(unix.SIGKILL), 0, "kill the sandbox")
+	b.Syscall(unix.SYS_EXIT_GROUP, 0, 0, 0, "exit")
+	p := b.P
+	p.prepare()
+
+	res := spawn(p, -1)
+	runtime.KeepAlive(p)
+	if res.errno != 0 {
+		unix.Close(life[1])
+		return nil, fmt.Errorf("watchdog: clone3: %w", res.errno)
+	}
+	return &Watchdog{lifeline: life[1], pidfd: res.pidfd}, nil
+}
+
+// Stop lets the watchdog exit without killing anything that still runs,
+// and reaps it in the background.
+func (w *Watchdog) Stop() {
+	unix.Close(w.lifeline)
+	wd := &Process{pidfd: w.pidfd, done: make(chan struct{})}
+	go wd.reap()
 }
