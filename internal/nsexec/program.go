@@ -101,8 +101,6 @@ type Program struct {
 	errb  childReport // buffer the child writes its failure into
 	zero  unix.Timespec
 
-	buf *[1]byte // for a watchdog's read
-
 	// for OpCheckProgram
 	pathHow, readHow unix.OpenHow
 	stat             unix.Stat_t

@@ -364,13 +364,23 @@ func (pr *Process) Signal(sig unix.Signal) error {
 // SIGKILL if our process dies first. The sandbox's own parent-death signal
 // does that too, but a command that is PID 1 can clear it (prctl, or a
 // setuid as root inside); the watchdog, in the host's pid namespace, is out
-// of its reach. It runs in a copy of our memory, so it costs a fork.
+// of its reach. It shares our memory and runs a few system calls of
+// assembly (watchdog_linux_*.s), so it costs about as much as a thread.
 type Watchdog struct {
 	lifeline int // write end; the watchdog reads EOF when it is closed
 	pidfd    int
 }
 
-// StartWatchdog starts a watchdog for the process whose pidfd is given.
+// cloneWatchdog is in watchdog_linux_*.s.
+//
+//go:noescape
+func cloneWatchdog(args *cloneArgs, size uintptr, lifeline, pidfd int32, buf *byte) (pid uintptr, errno syscall.Errno)
+
+// watchdogBuf is where watchdogs read into; nothing is ever written to
+// their lifelines, so it stays unused.
+var watchdogBuf [8]byte
+
+// StartWatchdog starts a watchdog for target.
 func StartWatchdog(target *Process) (*Watchdog, error) {
 	target.mu.Lock()
 	pidfd := target.pidfd
@@ -378,7 +388,7 @@ func StartWatchdog(target *Process) (*Watchdog, error) {
 		target.mu.Unlock()
 		return nil, ErrDone
 	}
-	// Our own copy, that the reaper cannot close under the fork.
+	// Our own copy, above 2, that the reaper cannot close under us.
 	dup, err := unix.FcntlInt(uintptr(pidfd), unix.F_DUPFD_CLOEXEC, 3)
 	target.mu.Unlock()
 	if err != nil {
@@ -389,27 +399,31 @@ func StartWatchdog(target *Process) (*Watchdog, error) {
 	if err := unix.Pipe2(life[:], unix.O_CLOEXEC); err != nil {
 		return nil, fmt.Errorf("watchdog: pipe: %w", err)
 	}
-	defer unix.Close(life[0])
-
-	b := NewBuilder(0)
-	b.Setsid() // no signals from the caller's terminal
-	b.Syscall(unix.SYS_DUP3, uintptr(life[0]), 0, 0, "install the lifeline as fd 0")
-	b.Syscall(unix.SYS_DUP3, uintptr(dup), 1, 0, "install the pidfd as fd 1")
-	b.Syscall(unix.SYS_CLOSE_RANGE, 2, ^uintptr(0)>>32, 0, "close every other fd")
-	b.P.buf = new([1]byte)
-	b.Syscall(unix.SYS_READ, 0, uintptr(unsafe.Pointer(b.P.buf)), 1, "wait for the lifeline to close")
-	b.Syscall(unix.SYS_PIDFD_SEND_SIGNAL, 1, uintptr(unix.SIGKILL), 0, "kill the sandbox")
-	b.Syscall(unix.SYS_EXIT_GROUP, 0, 0, 0, "exit")
-	p := b.P
-	p.prepare()
-
-	res := spawn(p, -1)
-	runtime.KeepAlive(p)
-	if res.errno != 0 {
+	r, err := unix.FcntlInt(uintptr(life[0]), unix.F_DUPFD_CLOEXEC, 3)
+	unix.Close(life[0])
+	if err != nil {
 		unix.Close(life[1])
-		return nil, fmt.Errorf("watchdog: clone3: %w", res.errno)
+		return nil, fmt.Errorf("watchdog: dup pipe: %w", err)
 	}
-	return &Watchdog{lifeline: life[1], pidfd: res.pidfd}, nil
+	defer unix.Close(r)
+
+	var wpidfd int32 = -1
+	args := &cloneArgs{
+		flags:      unix.CLONE_VM | unix.CLONE_PIDFD,
+		pidfd:      uint64(uintptr(unsafe.Pointer(&wpidfd))),
+		exitSignal: uint64(unix.SIGCHLD),
+	}
+	// Signals stay blocked in the child: it must never run a handler.
+	runtime.LockOSThread()
+	runtime_BeforeFork()
+	_, errno := cloneWatchdog(args, unsafe.Sizeof(*args), int32(r), int32(dup), &watchdogBuf[0])
+	runtime_AfterFork()
+	runtime.UnlockOSThread()
+	if errno != 0 {
+		unix.Close(life[1])
+		return nil, fmt.Errorf("watchdog: clone3: %w", errno)
+	}
+	return &Watchdog{lifeline: life[1], pidfd: int(wpidfd)}, nil
 }
 
 // Stop lets the watchdog exit without killing anything that still runs,
