@@ -62,7 +62,6 @@ type Cmd struct {
 	timer     *time.Timer
 	waited    bool
 	sharedOut *os.File
-	watchdog  *nsexec.Watchdog
 }
 
 // Command returns a Cmd that runs name with args in the sandbox. A name
@@ -213,7 +212,12 @@ func (cmd *Cmd) Start() error {
 			cmd.pending = nil
 			return cmd.fail(&SetupError{Step: "start the watchdog", Err: err, ExitCode: 125})
 		}
-		cmd.watchdog = w // nil if the command has already exited
+		if w != nil { // nil if the command has already exited
+			go func() {
+				<-proc.Done()
+				w.Stop()
+			}()
+		}
 	}
 	for _, copy := range cmd.pending {
 		cmd.copies++
@@ -397,10 +401,7 @@ func (cmd *Cmd) Wait() error {
 
 	ws, ru, werr := proc.Wait()
 	end := time.Now()
-	if cmd.watchdog != nil {
-		cmd.watchdog.Stop()
-		cmd.watchdog = nil
-	}
+
 	if cmd.timer != nil {
 		cmd.timer.Stop()
 	}

@@ -114,7 +114,7 @@ type Container struct {
 // mount, pid, ipc, net, uts and cgroup namespaces, hostname "hakoniwa", the
 // caller's uid and gid mapped to themselves, and no environment.
 func New() *Container {
-	return &Container{hostname: "hakoniwa", rlimits: map[int]uint64{}}
+	return &Container{hostname: "hakoniwa", rlimits: map[int]uint64{}, watchdog: true}
 }
 
 // Clone returns a deep copy of c.
@@ -253,13 +253,12 @@ func (c *Container) AllowNewPrivs(allow bool) *Container { c.allowNewPrivs = all
 // small, copies, so that max_rss is close to the command's own.
 func (c *Container) CopyMemory(copy bool) *Container { c.copyMemory = copy; return c }
 
-// Watchdog starts, for each run, a small process outside the sandbox that
-// kills it if the caller dies first, even by SIGKILL. Without it that is
-// left to the sandbox's parent-death signal, which a hostile command that
-// is PID 1 can clear (with prctl, or with setuid as root inside). The
-// watchdog runs in a copy of the caller's memory, so it costs a fork per
-// run and copy-on-write faults while the run lasts: cheap for the CLI,
-// which turns it on, and costly for a caller with a large heap.
+// Watchdog, on by default, starts for each run a tiny process outside the
+// sandbox that kills it if the caller dies first, even by SIGKILL. Without
+// it that is left to the sandbox's parent-death signal, which a hostile
+// command that is PID 1 can clear (with prctl, or with setuid as root
+// inside). The watchdog shares the caller's memory and costs about as much
+// as starting a thread.
 func (c *Container) Watchdog(on bool) *Container { c.watchdog = on; return c }
 
 // Logger sets where setup is logged; nil means nowhere.

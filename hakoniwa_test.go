@@ -582,9 +582,6 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 	var se *SetupError
-	if err := kiss(t).Command("/bin/true").Start(); err != nil {
-		t.Fatal(err)
-	}
 	// KeepFds of a closed fd.
 	cmd := kiss(t).Command("/bin/true")
 	cmd.KeepFds = []int{999}
@@ -792,7 +789,7 @@ func TestContextCancel(t *testing.T) {
 // TestWatchdog checks that runs with a watchdog work and leave neither fds
 // nor zombie watchdogs behind.
 func TestWatchdog(t *testing.T) {
-	c := kiss(t).Watchdog(true)
+	c := kiss(t) // the watchdog is on by default
 	run := func() {
 		out, err := c.Command("/bin/sh", "-c", "sleep 0.01; echo ok").Output()
 		if err != nil || string(out) != "ok\n" {

@@ -227,9 +227,7 @@ func (o *runOptions) container(log *slog.Logger) (*hakoniwa.Container, error) {
 	}
 	// The CLI's own memory is small, so starting the sandbox in a copy of
 	// it keeps the reported max_rss close to the command's own.
-	// A watchdog process kills the sandbox if the CLI is SIGKILLed, even
-	// when the command has cleared its parent-death signal.
-	c := hakoniwa.New().Logger(log).CopyMemory(true).Watchdog(true).ApplyPolicy(pol)
+	c := hakoniwa.New().Logger(log).CopyMemory(true).ApplyPolicy(pol)
 
 	switch o.network {
 	case "", "none":
