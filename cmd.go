@@ -62,6 +62,9 @@ type Cmd struct {
 	timer     *time.Timer
 	waited    bool
 	sharedOut *os.File
+	// watchdogDone is closed once the watchdog has been reaped, which
+	// happens when the command has been, whether Wait is called or not.
+	watchdogDone chan struct{}
 }
 
 // Command returns a Cmd that runs name with args in the sandbox. A name
@@ -213,9 +216,11 @@ func (cmd *Cmd) Start() error {
 			return cmd.fail(&SetupError{Step: "start the watchdog", Err: err, ExitCode: 125})
 		}
 		if w != nil { // nil if the command has already exited
+			cmd.watchdogDone = make(chan struct{})
 			go func() {
 				<-proc.Done()
 				w.Stop()
+				close(cmd.watchdogDone)
 			}()
 		}
 	}
@@ -401,6 +406,9 @@ func (cmd *Cmd) Wait() error {
 
 	ws, ru, werr := proc.Wait()
 	end := time.Now()
+	if cmd.watchdogDone != nil {
+		<-cmd.watchdogDone
+	}
 
 	if cmd.timer != nil {
 		cmd.timer.Stop()

@@ -426,10 +426,10 @@ func StartWatchdog(target *Process) (*Watchdog, error) {
 	return &Watchdog{lifeline: life[1], pidfd: int(wpidfd)}, nil
 }
 
-// Stop lets the watchdog exit without killing anything that still runs,
-// and reaps it in the background.
+// Stop lets the watchdog exit, which kills the sandbox if it still runs,
+// and reaps it.
 func (w *Watchdog) Stop() {
 	unix.Close(w.lifeline)
 	wd := &Process{pidfd: w.pidfd, done: make(chan struct{})}
-	go wd.reap()
+	wd.reap()
 }
