@@ -490,7 +490,7 @@ func (l *layout) build(entries []entry, rootRW bool) error {
 				continue
 			}
 			for _, name := range procMasked {
-				if _, err := os.Lstat("/proc/" + name); err != nil {
+				if _, ok := hostProcEntries()[name]; !ok {
 					continue
 				}
 				t := b.OpenTree("/dev/null", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC, "clone /dev/null to hide "+path.Join(e.Target, name))
@@ -575,6 +575,18 @@ var (
 	procMasked   = []string{"kcore", "keys", "timer_list", "sched_debug", "latency_stats", "kpageflags", "kpagecount", "kpagecgroup"}
 )
 
+// hostProcEntries tells which of procReadOnly and procMasked this kernel
+// has (and whether each is a directory), read once from the host's /proc.
+var hostProcEntries = sync.OnceValue(func() map[string]bool {
+	m := map[string]bool{}
+	for _, name := range append(append([]string(nil), procReadOnly...), procMasked...) {
+		if fi, err := os.Lstat("/proc/" + name); err == nil {
+			m[name] = fi.IsDir()
+		}
+	}
+	return m
+})
+
 // protect makes the dangerous parts of the proc mounted at e.Target
 // read-only, and hides the masked files with the /dev/null trees in masks.
 func (l *layout) protect(e entry, masks []int32) error {
@@ -584,16 +596,17 @@ func (l *layout) protect(e entry, masks []int32) error {
 		return err
 	}
 	proc := b.Open(parent, path.Base(e.Target), unix.O_PATH|unix.O_DIRECTORY, 0, resolveInRoot, "open the new proc at "+e.Target)
+	have := hostProcEntries()
 	for _, name := range procReadOnly {
-		fi, err := os.Lstat("/proc/" + name)
-		if err != nil {
+		isDir, ok := have[name]
+		if !ok {
 			continue
 		}
 		p := path.Join(e.Target, name)
 		t := b.OpenTreeAt(proc, name, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE, "clone "+p)
 		b.SetAttr(t, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC, 0, true, "make "+p+" read-only (recursively)")
 		flags := uint64(unix.O_PATH)
-		if fi.IsDir() {
+		if isDir {
 			flags |= unix.O_DIRECTORY
 		}
 		dst := b.Open(proc, name, flags, 0, resolveInRoot, "open "+p)
@@ -603,7 +616,7 @@ func (l *layout) protect(e entry, masks []int32) error {
 	}
 	j := 0
 	for _, name := range procMasked {
-		if _, err := os.Lstat("/proc/" + name); err != nil || j >= len(masks) {
+		if _, ok := have[name]; !ok || j >= len(masks) {
 			continue
 		}
 		p := path.Join(e.Target, name)
