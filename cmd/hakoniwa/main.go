@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,6 +41,10 @@ type exitCode int
 func (e exitCode) Error() string { return "exit " + strconv.Itoa(int(e)) }
 
 func main() {
+	// The CLI mostly waits for the sandbox. With one P the runtime does not
+	// spin idle threads on the cpus that the sandbox's setup needs: this
+	// measured a quarter less cpu per run, and a little less wall time.
+	runtime.GOMAXPROCS(1)
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
