@@ -140,7 +140,7 @@ func Parse(name string, text []byte) (*Policy, error) {
 	dec := toml.NewDecoder(bytes.NewReader(rendered))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&p); err != nil {
-		return nil, tomlError(name, err)
+		return nil, tomlError(name, rendered, err)
 	}
 	p.Name = name
 	if err := p.check(); err != nil {
@@ -181,13 +181,13 @@ func (p *Policy) check() error {
 }
 
 // tomlError turns a go-toml error into "file:line:col: key: message".
-func tomlError(name string, err error) error {
+func tomlError(name string, doc []byte, err error) error {
 	var strict *toml.StrictMissingError
 	if errors.As(err, &strict) && len(strict.Errors) > 0 {
 		var msgs []string
 		for _, e := range strict.Errors {
 			row, col := e.Position()
-			msgs = append(msgs, fmt.Sprintf("%s:%d:%d: unknown key %q", name, row, col, strings.Join(e.Key(), ".")))
+			msgs = append(msgs, fmt.Sprintf("%s:%d:%d: unknown key %q", name, row, col, keyPath(doc, e.Key())))
 		}
 		return errors.New(strings.Join(msgs, "\n"))
 	}
@@ -201,6 +201,33 @@ func tomlError(name string, err error) error {
 		return fmt.Errorf("%s:%d:%d: %s", name, row, col, msg)
 	}
 	return fmt.Errorf("%s: %w", name, err)
+}
+
+// keyPath names an unknown key fully. go-toml names a key of an inline
+// table in an array, such as mounts = [{ readonly = true }], by its last
+// part only; this finds the array entry that holds it: "mounts[0].readonly".
+func keyPath(doc []byte, key []string) string {
+	if len(key) != 1 {
+		return strings.Join(key, ".")
+	}
+	var m map[string]any
+	if toml.Unmarshal(doc, &m) != nil {
+		return key[0]
+	}
+	if _, top := m[key[0]]; top {
+		return key[0]
+	}
+	for _, top := range []string{"mounts", "files"} {
+		list, _ := m[top].([]any)
+		for i, item := range list {
+			if t, ok := item.(map[string]any); ok {
+				if _, ok := t[key[0]]; ok {
+					return fmt.Sprintf("%s[%d].%s", top, i, key[0])
+				}
+			}
+		}
+	}
+	return key[0]
 }
 
 // Render runs text through text/template with the policy functions. A
