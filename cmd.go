@@ -62,9 +62,6 @@ type Cmd struct {
 	timer     *time.Timer
 	waited    bool
 	sharedOut *os.File
-	// watchdogDone is closed once the watchdog has been reaped, which
-	// happens when the command has been, whether Wait is called or not.
-	watchdogDone chan struct{}
 }
 
 // Command returns a Cmd that runs name with args in the sandbox. A name
@@ -203,26 +200,6 @@ func (cmd *Cmd) Start() error {
 		}
 		cmd.pending = nil // fail closes the pipes; no copy was started
 		return cmd.fail(&SetupError{Step: step, Err: err, ExitCode: code})
-	}
-	if cmd.c.watchdog {
-		w, err := nsexec.StartWatchdog(proc)
-		if errors.Is(err, nsexec.ErrDone) {
-			err = nil // the command has already exited: nothing to guard
-		}
-		if err != nil {
-			proc.Signal(unix.SIGKILL)
-			proc.Wait()
-			cmd.pending = nil
-			return cmd.fail(&SetupError{Step: "start the watchdog", Err: err, ExitCode: 125})
-		}
-		if w != nil { // nil if the command has already exited
-			cmd.watchdogDone = make(chan struct{})
-			go func() {
-				<-proc.Done()
-				w.Stop()
-				close(cmd.watchdogDone)
-			}()
-		}
 	}
 	for _, copy := range cmd.pending {
 		cmd.copies++
@@ -406,9 +383,6 @@ func (cmd *Cmd) Wait() error {
 
 	ws, ru, werr := proc.Wait()
 	end := time.Now()
-	if cmd.watchdogDone != nil {
-		<-cmd.watchdogDone
-	}
 
 	if cmd.timer != nil {
 		cmd.timer.Stop()

@@ -104,6 +104,7 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*plan, error) {
 
 	b := nsexec.NewBuilder(flags)
 	b.P.ShareMemory = !c.copyMemory
+	b.P.Watchdog = c.watchdog
 	p := &plan{prog: b.P}
 	b.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, "set the parent-death signal to SIGKILL")
 	b.ParentAlive()
@@ -340,7 +341,11 @@ func (c *Container) entries(log *slog.Logger) ([]entry, error) {
 			if !e.isDevice {
 				e.attrs |= unix.MOUNT_ATTR_NODEV
 			}
-			if !m.RW {
+			// A device node is bound read-only whatever was asked: reading
+			// and writing the device work through a read-only mount, but
+			// chmod, chown and utimes on the host's inode do not, which
+			// the host's root inside could otherwise do to /dev/null.
+			if !m.RW || fi.Mode()&fs.ModeDevice != 0 {
 				e.attrs |= unix.MOUNT_ATTR_RDONLY
 			}
 		case KindTmpfs:

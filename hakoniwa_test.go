@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -23,7 +24,78 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv("HAKONIWA_TEST_HELPER") == "hostile" {
+		hostileHelper()
+		return
+	}
 	os.Exit(testutil.Both{M: m}.Run())
+}
+
+// hostileHelper is a library user that starts a sandbox whose PID 1 clears
+// its parent-death signal, prints the sandbox's pid, and waits to be killed.
+func hostileHelper() {
+	p, err := policy.Default()
+	if err != nil {
+		panic(err)
+	}
+	cmd := New().ApplyPolicy(p).Command("/usr/bin/setpriv", "--pdeathsig", "clear", "--", "/bin/sleep", "102")
+	if err := cmd.Start(); err != nil {
+		panic(err)
+	}
+	fmt.Println(cmd.Result.Pid)
+	select {}
+}
+
+// TestWatchdogKills SIGKILLs a library user whose sandbox cleared its
+// parent-death signal: the watchdog still kills the sandbox.
+func TestWatchdogKills(t *testing.T) {
+	helper := exec.Command(os.Args[0])
+	helper.Env = append(os.Environ(), "HAKONIWA_TEST_HELPER=hostile")
+	out, err := helper.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	if _, err := fmt.Fscan(out, &pid); err != nil || pid <= 0 {
+		helper.Process.Kill()
+		helper.Wait()
+		t.Fatalf("helper: pid %d, %v", pid, err)
+	}
+	// Wait until setpriv has cleared the signal and become sleep.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if string(b) == "/bin/sleep\x00102\x00" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the sandbox never ran sleep: %q", b)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	helper.Process.Kill()
+	helper.Wait()
+	deadline = time.Now().Add(time.Second)
+	for processAlive(pid) {
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("the sandbox (pid %d) outlived its SIGKILLed library user", pid)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// processAlive reports whether pid runs (a zombie is dead).
+func processAlive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	return f[0] != "Z" && f[0] != "X"
 }
 
 // kiss returns a Container on the default policy.
@@ -146,6 +218,31 @@ true`)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "pwned")); err == nil {
 		t.Error("the host directory was written")
+	}
+}
+
+// TestDeviceBindInode checks that a bind of a device node, even asked
+// read-write, cannot change the host's inode: the host's root inside could
+// otherwise chmod the host's /dev/null.
+func TestDeviceBindInode(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("making a device node needs root; unprivileged callers do not own the host's devices")
+	}
+	node := filepath.Join(t.TempDir(), "null")
+	if err := unix.Mknod(node, unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(node, 0o666); err != nil { // past the umask
+		t.Fatal(err)
+	}
+	out := sh(t, kiss(t).BindRW(node, "/dev/mynull"), `echo data > /dev/mynull && echo written
+chmod 000 /dev/mynull 2>/dev/null || echo chmod refused
+touch /dev/mynull 2>/dev/null || echo touch refused`)
+	if out != "written\nchmod refused\ntouch refused\n" {
+		t.Errorf("got %q", out)
+	}
+	if fi, err := os.Stat(node); err != nil || fi.Mode().Perm() != 0o666 {
+		t.Errorf("host node: %v %v", fi.Mode(), err)
 	}
 }
 
@@ -644,7 +741,7 @@ func TestSymlinkRace(t *testing.T) {
 	sw := filepath.Join(host, "sw")
 	stop := make(chan struct{})
 	done := make(chan struct{})
-	go func() {
+	swap := func() {
 		defer close(done)
 		for {
 			select {
@@ -659,7 +756,14 @@ func TestSymlinkRace(t *testing.T) {
 			runtime.Gosched()
 			os.Remove(sw)
 		}
-	}()
+	}
+	// Without the race, the same sandbox sets up.
+	os.Mkdir(sw, 0o755)
+	if err := kiss(t).BindRW(host, "/h").Tmpfs("/h/sw", "").File("/h/sw/f", []byte("x")).Command("/bin/true").Run(); err != nil {
+		t.Fatalf("without the race: %v", err)
+	}
+	os.Remove(sw)
+	go swap()
 	before := mountinfo(t)
 	ok, failed := 0, 0
 	for i := 0; i < 100; i++ {

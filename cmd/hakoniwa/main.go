@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -367,9 +368,6 @@ func (o *runOptions) run(c *cobra.Command, args []string, stdin io.Reader, stdou
 	if err != nil {
 		return err
 	}
-	if report != nil {
-		defer report.Close()
-	}
 
 	ctr, err := o.container(log)
 	if err != nil {
@@ -449,7 +447,7 @@ func (o *runOptions) run(c *cobra.Command, args []string, stdin io.Reader, stdou
 	cmd.Wait()
 	cancel()
 	r := cmd.Result
-	o.finish(r, report, log)
+	o.finish(r, report, log, stderr)
 	if r.Status != hakoniwa.StatusOK {
 		fmt.Fprintf(stderr, "hakoniwa: %s\n", r.Reason)
 	}
@@ -457,7 +455,7 @@ func (o *runOptions) run(c *cobra.Command, args []string, stdin io.Reader, stdou
 }
 
 // setupFailed reports a failure before the command ran.
-func (o *runOptions) setupFailed(err error, r *hakoniwa.Result, report *os.File, log *slog.Logger, stderr io.Writer) error {
+func (o *runOptions) setupFailed(err error, r *hakoniwa.Result, report *report, log *slog.Logger, stderr io.Writer) error {
 	code := 125
 	var se *hakoniwa.SetupError
 	if errors.As(err, &se) {
@@ -466,12 +464,21 @@ func (o *runOptions) setupFailed(err error, r *hakoniwa.Result, report *os.File,
 	if r == nil {
 		r = &hakoniwa.Result{Status: hakoniwa.StatusSE, Reason: err.Error(), StartTime: time.Now().UTC()}
 	}
-	o.finish(r, report, log)
+	o.finish(r, report, log, stderr)
 	fmt.Fprintf(stderr, "hakoniwa: %v\n", err)
 	return exitCode(code)
 }
 
-func (o *runOptions) openReport() (*os.File, error) {
+// report is where the JSON report goes: a file, written at the end by
+// renaming a new file over it, or an fd.
+type report struct {
+	path string
+	fd   *os.File
+}
+
+// openReport checks the report destination before the run: a bad one must
+// fail before anything runs.
+func (o *runOptions) openReport() (*report, error) {
 	switch {
 	case o.reportFile != "" && o.reportFd >= 0:
 		return nil, usageError{errors.New("--report-file and --report-fd are exclusive")}
@@ -480,7 +487,8 @@ func (o *runOptions) openReport() (*os.File, error) {
 		if err != nil {
 			return nil, usageError{fmt.Errorf("--report-file: %w", err)}
 		}
-		return f, nil
+		f.Close()
+		return &report{path: o.reportFile}, nil
 	case o.reportFd >= 0:
 		if o.reportFd <= 2 {
 			return nil, usageError{fmt.Errorf("--report-fd %d: use a fd above 2", o.reportFd)}
@@ -489,18 +497,49 @@ func (o *runOptions) openReport() (*os.File, error) {
 		if err := syscall.Fstat(o.reportFd, &st); err != nil {
 			return nil, usageError{fmt.Errorf("--report-fd %d: %w", o.reportFd, err)}
 		}
-		return os.NewFile(uintptr(o.reportFd), "report-fd"), nil
+		return &report{fd: os.NewFile(uintptr(o.reportFd), "report-fd")}, nil
 	}
 	return nil, nil
 }
 
-func (o *runOptions) finish(r *hakoniwa.Result, report *os.File, log *slog.Logger) {
+// write writes the report. A report file is written to a new file that is
+// renamed over it, so that a command which could reach the file (through
+// a read-write bind) cannot leave its own contents there instead.
+func (r *report) write(js string) error {
+	if r.fd != nil {
+		_, err := r.fd.WriteString(js + "\n")
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(r.path), ".hakoniwa-report-*")
+	if err != nil {
+		return fmt.Errorf("--report-file: %w", err)
+	}
+	_, err = tmp.WriteString(js + "\n")
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), r.path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("--report-file: %w", err)
+	}
+	return nil
+}
+
+func (o *runOptions) finish(r *hakoniwa.Result, rep *report, log *slog.Logger, stderr io.Writer) {
 	js := r.JSON()
 	if log != nil {
 		log.Info("Result: " + js)
 	}
-	if report != nil {
-		report.WriteString(js + "\n")
+	if rep != nil {
+		if err := rep.write(js); err != nil {
+			fmt.Fprintf(stderr, "hakoniwa: %v\n", err)
+		}
 	}
 }
 

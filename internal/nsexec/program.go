@@ -85,9 +85,11 @@ type Program struct {
 	// however large the caller is, but the kernel then counts the
 	// caller's resident memory in the command's ru_maxrss.
 	ShareMemory bool
-	Steps       []Step
-	Slots       int     // number of fd slots the steps use
-	Keep        []int32 // fds kept open across execve, beyond 0-2
+	// Watchdog starts a watchdog (see Watchdog) right after the clone.
+	Watchdog bool
+	Steps    []Step
+	Slots    int     // number of fd slots the steps use
+	Keep     []int32 // fds kept open across execve, beyond 0-2
 
 	fds   []int32     // fd slots, written by the child in its copy of memory
 	stdio [3]int32    // set by Start

@@ -67,6 +67,8 @@ type Process struct {
 	status unix.WaitStatus
 	rusage unix.Rusage
 	err    error
+
+	watchdog *Watchdog // stopped and reaped before done is closed
 }
 
 // The spawner is one goroutine locked to its OS thread for the life of the
@@ -176,6 +178,19 @@ func Start(p *Program, stdio [3]int) (*Process, error) {
 		return nil, fmt.Errorf("clone3: %w", res.errno)
 	}
 	proc := &Process{Pid: res.pid, pidfd: res.pidfd, done: make(chan struct{})}
+	if p.Watchdog {
+		// Right after the clone, so that no moment of the command's life
+		// is left to its parent-death signal alone.
+		w, err := startWatchdog(res.pidfd)
+		if err != nil {
+			unix.Close(alive[1])
+			proc.kill()
+			go proc.reap()
+			<-proc.done
+			return nil, err
+		}
+		proc.watchdog = w
+	}
 	go proc.reap()
 
 	var rep childReport
@@ -235,8 +250,9 @@ func (pr *Process) reap() {
 		}
 		f.Close()
 	}
-	if err != nil {
-		// The poller could not be used: block a thread instead.
+	if err != nil && pr.Pid > 0 {
+		// The poller could not be used: block a thread instead. Never
+		// with a pid of 0, which would reap any child of ours.
 		for {
 			_, err = unix.Wait4(pr.Pid, &ws, 0, &ru)
 			if err != unix.EINTR {
@@ -249,6 +265,9 @@ func (pr *Process) reap() {
 	unix.Close(pr.pidfd)
 	pr.pidfd = -1
 	pr.mu.Unlock()
+	if pr.watchdog != nil {
+		pr.watchdog.stop()
+	}
 	close(pr.done)
 }
 
@@ -339,6 +358,11 @@ func (pr *Process) Wait() (unix.WaitStatus, unix.Rusage, error) {
 	return pr.status, pr.rusage, pr.err
 }
 
+// kill sends SIGKILL through the pidfd, before the child is reaped.
+func (pr *Process) kill() {
+	syscall.Syscall6(unix.SYS_PIDFD_SEND_SIGNAL, uintptr(pr.pidfd), uintptr(unix.SIGKILL), 0, 0, 0, 0)
+}
+
 // ErrDone is returned by Signal once the child has been reaped.
 var ErrDone = errors.New("sandbox has already exited")
 
@@ -368,6 +392,7 @@ func (pr *Process) Signal(sig unix.Signal) error {
 // assembly (watchdog_linux_*.s), so it costs about as much as a thread.
 type Watchdog struct {
 	lifeline int // write end; the watchdog reads EOF when it is closed
+	pid      int
 	pidfd    int
 }
 
@@ -380,17 +405,10 @@ func cloneWatchdog(args *cloneArgs, size uintptr, lifeline, pidfd int32, buf *by
 // their lifelines, so it stays unused.
 var watchdogBuf [8]byte
 
-// StartWatchdog starts a watchdog for target.
-func StartWatchdog(target *Process) (*Watchdog, error) {
-	target.mu.Lock()
-	pidfd := target.pidfd
-	if pidfd < 0 {
-		target.mu.Unlock()
-		return nil, ErrDone
-	}
+// startWatchdog starts a watchdog for the process of pidfd.
+func startWatchdog(pidfd int) (*Watchdog, error) {
 	// Our own copy, above 2, that the reaper cannot close under us.
 	dup, err := unix.FcntlInt(uintptr(pidfd), unix.F_DUPFD_CLOEXEC, 3)
-	target.mu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("watchdog: dup pidfd: %w", err)
 	}
@@ -416,20 +434,20 @@ func StartWatchdog(target *Process) (*Watchdog, error) {
 	// Signals stay blocked in the child: it must never run a handler.
 	runtime.LockOSThread()
 	runtime_BeforeFork()
-	_, errno := cloneWatchdog(args, unsafe.Sizeof(*args), int32(r), int32(dup), &watchdogBuf[0])
+	pid, errno := cloneWatchdog(args, unsafe.Sizeof(*args), int32(r), int32(dup), &watchdogBuf[0])
 	runtime_AfterFork()
 	runtime.UnlockOSThread()
 	if errno != 0 {
 		unix.Close(life[1])
 		return nil, fmt.Errorf("watchdog: clone3: %w", errno)
 	}
-	return &Watchdog{lifeline: life[1], pidfd: int(wpidfd)}, nil
+	return &Watchdog{lifeline: life[1], pid: int(pid), pidfd: int(wpidfd)}, nil
 }
 
-// Stop lets the watchdog exit, which kills the sandbox if it still runs,
+// stop lets the watchdog exit, which kills the sandbox if it still runs,
 // and reaps it.
-func (w *Watchdog) Stop() {
+func (w *Watchdog) stop() {
 	unix.Close(w.lifeline)
-	wd := &Process{pidfd: w.pidfd, done: make(chan struct{})}
+	wd := &Process{Pid: w.pid, pidfd: w.pidfd, done: make(chan struct{})}
 	wd.reap()
 }

@@ -30,21 +30,29 @@ failed:
 	RET
 
 child:
+	// If any of the set-up calls fails, the watchdog cannot be trusted to
+	// wait for the right thing: it kills the sandbox at once.
 	MOVQ	R12, DI // dup3(lifeline, 0, 0)
 	MOVQ	$0, SI
 	MOVQ	$0, DX
 	MOVQ	$292, AX
 	SYSCALL
+	CMPQ	AX, $0xfffffffffffff001
+	JCC	kill0
 	MOVQ	R13, DI // dup3(pidfd, 1, 0)
 	MOVQ	$1, SI
 	MOVQ	$0, DX
 	MOVQ	$292, AX
 	SYSCALL
+	CMPQ	AX, $0xfffffffffffff001
+	JCC	kill0
 	MOVQ	$2, DI // close_range(2, ~0U, 0)
 	MOVQ	$0xffffffff, SI
 	MOVQ	$0, DX
 	MOVQ	$436, AX
 	SYSCALL
+	CMPQ	AX, $0xfffffffffffff001
+	JCC	kill
 	MOVQ	$112, AX // setsid()
 	SYSCALL
 wait:
@@ -55,13 +63,23 @@ wait:
 	SYSCALL
 	CMPQ	AX, $-4 // EINTR
 	JEQ	wait
+kill:
 	MOVQ	$1, DI // pidfd_send_signal(1, SIGKILL, NULL, 0)
 	MOVQ	$9, SI
 	MOVQ	$0, DX
 	MOVQ	$0, R10
 	MOVQ	$424, AX
 	SYSCALL
+exit:
 	MOVQ	$0, DI // exit_group(0)
 	MOVQ	$231, AX
 	SYSCALL
-	JMP	wait // not reached
+	JMP	exit // not reached
+kill0:
+	MOVQ	R13, DI // pidfd_send_signal(pidfd, SIGKILL, NULL, 0)
+	MOVQ	$9, SI
+	MOVQ	$0, DX
+	MOVQ	$0, R10
+	MOVQ	$424, AX
+	SYSCALL
+	JMP	exit

@@ -26,21 +26,29 @@ failed:
 	RET
 
 child:
+	// If any of the set-up calls fails, the watchdog cannot be trusted to
+	// wait for the right thing: it kills the sandbox at once.
 	MOVD	R19, R0 // dup3(lifeline, 0, 0)
 	MOVD	$0, R1
 	MOVD	$0, R2
 	MOVD	$24, R8
 	SVC
+	CMN	$4095, R0
+	BCS	kill0
 	MOVD	R20, R0 // dup3(pidfd, 1, 0)
 	MOVD	$1, R1
 	MOVD	$0, R2
 	MOVD	$24, R8
 	SVC
+	CMN	$4095, R0
+	BCS	kill0
 	MOVD	$2, R0 // close_range(2, ~0U, 0)
 	MOVD	$0xffffffff, R1
 	MOVD	$0, R2
 	MOVD	$436, R8
 	SVC
+	CMN	$4095, R0
+	BCS	kill
 	MOVD	$157, R8 // setsid()
 	SVC
 wait:
@@ -51,13 +59,23 @@ wait:
 	SVC
 	CMN	$4, R0 // EINTR
 	BEQ	wait
+kill:
 	MOVD	$1, R0 // pidfd_send_signal(1, SIGKILL, NULL, 0)
 	MOVD	$9, R1
 	MOVD	$0, R2
 	MOVD	$0, R3
 	MOVD	$424, R8
 	SVC
+exit:
 	MOVD	$0, R0 // exit_group(0)
 	MOVD	$94, R8
 	SVC
-	B	wait // not reached
+	B	exit // not reached
+kill0:
+	MOVD	R20, R0 // pidfd_send_signal(pidfd, SIGKILL, NULL, 0)
+	MOVD	$9, R1
+	MOVD	$0, R2
+	MOVD	$0, R3
+	MOVD	$424, R8
+	SVC
+	B	exit
