@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"testing"
@@ -12,6 +13,11 @@ import (
 	"github.com/hakoniwa-go/hakoniwa/internal/testutil"
 	"github.com/rogpeppe/go-internal/testscript"
 )
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
 
 func TestMain(m *testing.M) {
 	testscript.Main(testutil.Both{M: m}, map[string]func(){
@@ -34,6 +40,13 @@ func TestScripts(t *testing.T) {
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("UID", strconv.Itoa(os.Getuid()))
 			env.Setenv("GID", strconv.Itoa(os.Getgid()))
+			// HAKONIWA_BIN is the hakoniwa command of the scripts.
+			for _, dir := range filepath.SplitList(env.Getenv("PATH")) {
+				if p := filepath.Join(dir, "hakoniwa"); fileExists(p) {
+					env.Setenv("HAKONIWA_BIN", p)
+					break
+				}
+			}
 			return nil
 		},
 		Condition: func(cond string) (bool, error) {
