@@ -130,6 +130,7 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*plan, error) {
 	// maps after the root is switched, and closed before the command runs.
 	hostProc := b.Open(nsexec.AtCWD, "/proc", unix.O_PATH|unix.O_DIRECTORY, 0, 0, "open the host's /proc")
 	if log != nil {
+		log.Info("Namespaces: " + nsexec.CloneFlagNames(flags))
 		log.Info(fmt.Sprintf("UID map: host_id: %d, container_id: %d", p.uid[1], p.uid[0]))
 		log.Info(fmt.Sprintf("GID map: host_id: %d, container_id: %d", p.gid[1], p.gid[0]))
 	}
@@ -176,6 +177,13 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*plan, error) {
 		}
 	}
 	b.Close(hostProc)
+	if log != nil {
+		log.Debug("Mounts: locked in a nested user and mount namespace; new session keyring")
+		if hostRoot {
+			log.Debug("Host root: no new user, cgroup, net, pid or ipc namespaces inside")
+		}
+		log.Debug(fmt.Sprintf("Clone: shared memory %v, watchdog %v", b.P.ShareMemory, b.P.Watchdog))
+	}
 	if cmd.dir != "" {
 		if !path.IsAbs(cmd.dir) {
 			return nil, configErr("workdir "+cmd.dir, "must be an absolute path inside the sandbox")
