@@ -79,23 +79,13 @@ func TestWatchdogKills(t *testing.T) {
 	helper.Process.Kill()
 	helper.Wait()
 	deadline = time.Now().Add(time.Second)
-	for processAlive(pid) {
+	for testutil.Alive(pid) {
 		if time.Now().After(deadline) {
 			syscall.Kill(pid, syscall.SIGKILL)
 			t.Fatalf("the sandbox (pid %d) outlived its SIGKILLed library user", pid)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-// processAlive reports whether pid runs (a zombie is dead).
-func processAlive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	return f[0] != "Z" && f[0] != "X"
 }
 
 // kiss returns a Container on the default policy.
@@ -840,8 +830,8 @@ func children(t testing.TB) string {
 		if err != nil {
 			continue
 		}
-		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-		if len(f) > 1 && f[1] == strconv.Itoa(os.Getpid()) {
+		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+		if _, ppid, ok := testutil.ProcStat(pid); ok && ppid == os.Getpid() {
 			out = append(out, string(b))
 		}
 		cmdline, _ := os.ReadFile(filepath.Join(filepath.Dir(p), "cmdline"))

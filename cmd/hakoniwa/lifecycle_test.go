@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hakoniwa-go/hakoniwa/internal/testutil"
 )
 
 // cli returns the path of this test binary copied as "hakoniwa", which
@@ -40,8 +42,8 @@ func findChild(t *testing.T, ppid int, cmdline string) int {
 			if err != nil || string(b) != cmdline {
 				continue
 			}
-			if ppidOf(p) == ppid {
-				pid, _ := strconv.Atoi(filepath.Base(p))
+			pid, _ := strconv.Atoi(filepath.Base(p))
+			if _, parent, ok := testutil.ProcStat(pid); ok && parent == ppid {
 				return pid
 			}
 		}
@@ -49,26 +51,6 @@ func findChild(t *testing.T, ppid int, cmdline string) int {
 	}
 	t.Fatalf("no child %q of %d", cmdline, ppid)
 	return 0
-}
-
-func ppidOf(proc string) int {
-	b, err := os.ReadFile(proc + "/stat")
-	if err != nil {
-		return -1
-	}
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	n, _ := strconv.Atoi(f[1])
-	return n
-}
-
-// alive reports whether pid runs (a zombie is dead).
-func alive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	return f[0] != "Z" && f[0] != "X"
 }
 
 func TestDieWithParent(t *testing.T) {
@@ -93,7 +75,7 @@ func TestDieWithParent(t *testing.T) {
 			cmd.Process.Kill()
 			cmd.Wait()
 			deadline := time.Now().Add(time.Second)
-			for alive(pid) {
+			for testutil.Alive(pid) {
 				if time.Now().After(deadline) {
 					syscall.Kill(pid, syscall.SIGKILL)
 					t.Fatalf("the sandbox (pid %d) outlived its SIGKILLed parent by a second", pid)

@@ -4,11 +4,13 @@
 package testutil
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -139,4 +141,26 @@ func copyFile(from, to string) error {
 		return err
 	}
 	return w.Close()
+}
+
+// ProcStat returns the state letter and the parent pid of process pid, from
+// /proc/PID/stat; ok is false once the process is gone.
+func ProcStat(pid int) (state string, ppid int, ok bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return "", 0, false
+	}
+	// The command name in parentheses may hold spaces: fields start after it.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 2 {
+		return "", 0, false
+	}
+	ppid, _ = strconv.Atoi(f[1])
+	return f[0], ppid, true
+}
+
+// Alive reports whether pid runs; a zombie is dead.
+func Alive(pid int) bool {
+	state, _, ok := ProcStat(pid)
+	return ok && state != "Z" && state != "X"
 }
