@@ -199,9 +199,7 @@ func (cmd *Cmd) Start() error {
 			}
 		}
 		cmd.pending = nil // fail closes the pipes; no copy was started
-		if step == "" {
-			err = explainClone(err)
-		}
+		err = explainClone(err)
 		return cmd.fail(&SetupError{Step: step, Err: err, ExitCode: code})
 	}
 	for _, copy := range cmd.pending {
@@ -292,12 +290,13 @@ func (cmd *Cmd) stdio(i int) (*os.File, error) {
 // explainClone adds what the user can do to a failure to create the
 // namespaces, which is most often the host forbidding user namespaces.
 func explainClone(err error) error {
+	var ce *nsexec.CloneError
 	switch {
-	case !strings.HasPrefix(err.Error(), "clone3"):
+	case !errors.As(err, &ce):
 		return err
-	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
+	case ce.Errno == unix.EPERM, ce.Errno == unix.EACCES:
 		return fmt.Errorf("create the namespaces: %w: this host does not let this user create user namespaces (see the sysctls kernel.unprivileged_userns_clone and kernel.apparmor_restrict_unprivileged_userns, or an AppArmor profile)", err)
-	case errors.Is(err, unix.ENOSPC), errors.Is(err, unix.EUSERS):
+	case ce.Errno == unix.ENOSPC, ce.Errno == unix.EUSERS:
 		return fmt.Errorf("create the namespaces: %w: the limit of user or other namespaces is reached (see the sysctls user.max_user_namespaces and user.max_*_namespaces; inside a hakoniwa sandbox run as root, new namespaces are forbidden)", err)
 	}
 	return fmt.Errorf("create the namespaces: %w", err)

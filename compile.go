@@ -502,11 +502,9 @@ func (l *layout) build(entries []entry, rootRW bool) error {
 			if e.Kind != KindProc {
 				continue
 			}
-			for _, name := range procMasked {
-				if _, ok := hostProcEntries()[name]; !ok {
-					continue
-				}
-				t := b.OpenTree("/dev/null", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC, "clone /dev/null to hide "+path.Join(e.Target, name))
+			_, masked := hostProc()
+			for _, m := range masked {
+				t := b.OpenTree("/dev/null", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC, "clone /dev/null to hide "+path.Join(e.Target, m.name))
 				b.SetAttr(t, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NOEXEC, 0, false, "make that /dev/null read-only")
 				masks[i] = append(masks[i], t)
 			}
@@ -588,16 +586,27 @@ var (
 	procMasked   = []string{"kcore", "keys", "timer_list", "sched_debug", "latency_stats", "kpageflags", "kpagecount", "kpagecgroup"}
 )
 
-// hostProcEntries tells which of procReadOnly and procMasked this kernel
-// has (and whether each is a directory), read once from the host's /proc.
-var hostProcEntries = sync.OnceValue(func() map[string]bool {
-	m := map[string]bool{}
-	for _, name := range append(append([]string(nil), procReadOnly...), procMasked...) {
-		if fi, err := os.Lstat("/proc/" + name); err == nil {
-			m[name] = fi.IsDir()
+// procEntry is a part of /proc that this kernel has.
+type procEntry struct {
+	name  string
+	isDir bool
+}
+
+func (e procEntry) String() string { return e.name }
+
+// hostProc lists which of procReadOnly and procMasked this kernel has,
+// read once from the host's /proc.
+var hostProc = sync.OnceValues(func() (readOnly, masked []procEntry) {
+	have := func(names []string) []procEntry {
+		var out []procEntry
+		for _, name := range names {
+			if fi, err := os.Lstat("/proc/" + name); err == nil {
+				out = append(out, procEntry{name, fi.IsDir()})
+			}
 		}
+		return out
 	}
-	return m
+	return have(procReadOnly), have(procMasked)
 })
 
 // protect makes the dangerous parts of the proc mounted at e.Target
@@ -609,39 +618,31 @@ func (l *layout) protect(e entry, masks []int32) error {
 		return err
 	}
 	proc := b.Open(parent, path.Base(e.Target), unix.O_PATH|unix.O_DIRECTORY, 0, resolveInRoot, "open the new proc at "+e.Target)
-	have := hostProcEntries()
-	for _, name := range procReadOnly {
-		isDir, ok := have[name]
-		if !ok {
-			continue
-		}
-		p := path.Join(e.Target, name)
-		t := b.OpenTreeAt(proc, name, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE, "clone "+p)
+	readOnly, masked := hostProc()
+	for _, r := range readOnly {
+		p := path.Join(e.Target, r.name)
+		t := b.OpenTreeAt(proc, r.name, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE, "clone "+p)
 		b.SetAttr(t, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC, 0, true, "make "+p+" read-only (recursively)")
 		flags := uint64(unix.O_PATH)
-		if isDir {
+		if r.isDir {
 			flags |= unix.O_DIRECTORY
 		}
-		dst := b.Open(proc, name, flags, 0, resolveInRoot, "open "+p)
+		dst := b.Open(proc, r.name, flags, 0, resolveInRoot, "open "+p)
 		b.MoveMount(t, dst, "", "mount the read-only "+p+" over itself")
 		b.Close(dst)
 		b.Close(t)
 	}
-	j := 0
-	for _, name := range procMasked {
-		if _, ok := have[name]; !ok || j >= len(masks) {
-			continue
-		}
-		p := path.Join(e.Target, name)
-		dst := b.Open(proc, name, unix.O_PATH, 0, resolveInRoot, "open "+p)
+	// masks holds one /dev/null tree for each of masked, in order.
+	for j, m := range masked {
+		p := path.Join(e.Target, m.name)
+		dst := b.Open(proc, m.name, unix.O_PATH, 0, resolveInRoot, "open "+p)
 		b.MoveMount(masks[j], dst, "", "hide "+p+" behind /dev/null")
 		b.Close(dst)
 		b.Close(masks[j])
-		j++
 	}
 	b.Close(proc)
 	if l.log != nil {
-		l.log.Debug(fmt.Sprintf("Mount point: %s: %v made read-only, %v hidden, as the command is the host's root", e.Target, procReadOnly, procMasked))
+		l.log.Debug(fmt.Sprintf("Mount point: %s: %v made read-only, %v hidden, as the command is the host's root", e.Target, readOnly, masked))
 	}
 	return nil
 }

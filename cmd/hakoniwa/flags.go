@@ -18,7 +18,6 @@ type mountFlags struct {
 // mountValue is the pflag.Value of one mount flag.
 type mountValue struct {
 	all   *mountFlags
-	name  string
 	parse func(string) (hakoniwa.Mount, error)
 }
 

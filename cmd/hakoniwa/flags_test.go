@@ -308,10 +308,10 @@ func TestFileParse(t *testing.T) {
 // list in command-line order, and that a bad value adds nothing.
 func TestFlagMountOrder(t *testing.T) {
 	var all mountFlags
-	ro := &mountValue{all: &all, name: "ro-bind", parse: bindParser(false, false)}
-	rw := &mountValue{all: &all, name: "rw-bind", parse: bindParser(true, false)}
-	tmp := &mountValue{all: &all, name: "tmpfs", parse: parseTmpfs}
-	file := &mountValue{all: &all, name: "file", parse: parseFile}
+	ro := &mountValue{all: &all, parse: bindParser(false, false)}
+	rw := &mountValue{all: &all, parse: bindParser(true, false)}
+	tmp := &mountValue{all: &all, parse: parseTmpfs}
+	file := &mountValue{all: &all, parse: parseFile}
 	steps := []struct {
 		v  *mountValue
 		s  string
@@ -325,10 +325,10 @@ func TestFlagMountOrder(t *testing.T) {
 		{tmp, "tmp", false},
 		{ro, "/usr:/usr2", true},
 	}
-	for _, s := range steps {
+	for i, s := range steps {
 		err := s.v.Set(s.s)
 		if (err == nil) != s.ok {
-			t.Errorf("--%s %q: error %v, want ok=%v", s.v.name, s.s, err, s.ok)
+			t.Errorf("step %d, %q: error %v, want ok=%v", i, s.s, err, s.ok)
 		}
 	}
 	want := []hakoniwa.Mount{

@@ -161,7 +161,7 @@ Exit status: the command's own code, 128+N when it was killed by signal N,
 	f.StringVar(&o.policyFile, "policy-file", "", "load the sandbox policy from `FILE` (0.5 TOML format) instead of the embedded KISS policy")
 
 	mount := func(name, short, usage string, parse func(string) (hakoniwa.Mount, error)) {
-		v := &mountValue{all: &o.mounts, name: name, parse: parse}
+		v := &mountValue{all: &o.mounts, parse: parse}
 		f.VarP(v, name, short, usage)
 	}
 	mount("ro-bind", "", "bind `SRC[:DST]` read-only (repeatable)", bindParser(false, false))
@@ -356,7 +356,9 @@ func (o *runOptions) run(c *cobra.Command, args []string, stdin io.Reader, stdou
 	}
 	// --keep-fd passes fds that the caller gave us. Every fd that the Go
 	// runtime or this program opened is close-on-exec, and an inherited
-	// one cannot be, so that flag tells them apart.
+	// one cannot be, so that flag tells them apart. A closed fd is refused
+	// here too: by the time the sandbox starts, the runtime may have
+	// opened one of its own under that number.
 	for _, fd := range o.keepFds {
 		flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
 		if fd < 3 || err != nil || flags&unix.FD_CLOEXEC != 0 {

@@ -83,8 +83,6 @@ func runChild(p *Program, errfd int32) {
 			}
 		case OpSymlink:
 			_, _, errno = syscall.RawSyscall(unix.SYS_SYMLINKAT, uintptr(unsafe.Pointer(s.P1)), dir, uintptr(unsafe.Pointer(s.P2)))
-		case OpFchmod:
-			_, _, errno = syscall.RawSyscall(unix.SYS_FCHMOD, uintptr(p.fds[s.Slot]), s.A, 0)
 		case OpFchdir:
 			_, _, errno = syscall.RawSyscall(unix.SYS_FCHDIR, uintptr(p.fds[s.Slot]), 0, 0)
 		case OpChdir:
@@ -125,8 +123,6 @@ func runChild(p *Program, errfd int32) {
 			}
 		case OpSyscall:
 			_, _, errno = syscall.RawSyscall(s.A, s.B, s.C, s.N)
-		case OpUnshare:
-			_, _, errno = syscall.RawSyscall(unix.SYS_UNSHARE, s.A, 0, 0)
 		case OpUmask:
 			syscall.RawSyscall(unix.SYS_UMASK, s.A, 0, 0)
 		case OpCheckProgram:

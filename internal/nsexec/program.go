@@ -39,7 +39,6 @@ const (
 	OpMoveMount                    // move_mount(fd[dir], "", fd[slot] or AT_FDCWD, p1, a)
 	OpMkdir                        // mkdirat(fd[dir], p1, a); EEXIST is fine if b != 0
 	OpSymlink                      // symlinkat(p1, fd[dir], p2)
-	OpFchmod                       // fchmod(fd[slot], a)
 	OpFchdir                       // fchdir(fd[slot])
 	OpChdir                        // chdir(p1)
 	OpPivotRoot                    // pivot_root(".", ".")
@@ -52,7 +51,6 @@ const (
 	OpCloseFds                     // close_range(3, ~0, CLOSE_RANGE_CLOEXEC), then keep the fds in keep
 	OpDupStdio                     // dup3(stdio[i], i, 0) for i in 0..2
 	OpUmask                        // umask(a)
-	OpUnshare                      // unshare(a)
 	OpSyscall                      // syscall a(b, c, n)
 	OpCheckProgram                 // fail if p1 or its #! interpreters cross a magic link
 	OpExec                         // execve(p1, argv, envv)
@@ -235,11 +233,6 @@ func (b *Builder) Symlink(dir int32, target, name string, desc string) {
 	b.add(Step{Kind: OpSymlink, Dir: dir, P1: cstr(target), P2: cstr(name), Desc: desc})
 }
 
-// Fchmod sets the mode of the fd in slot.
-func (b *Builder) Fchmod(slot int32, mode uint32, desc string) {
-	b.add(Step{Kind: OpFchmod, Slot: slot, A: uintptr(mode), Desc: desc})
-}
-
 // Fchdir changes to the directory in slot.
 func (b *Builder) Fchdir(slot int32, desc string) {
 	b.add(Step{Kind: OpFchdir, Slot: slot, Desc: desc})
@@ -280,7 +273,7 @@ func (b *Builder) Umask(mask uint32) {
 
 // Unshare moves the child into new namespaces.
 func (b *Builder) Unshare(flags uintptr, desc string) {
-	b.add(Step{Kind: OpUnshare, A: flags, Desc: desc})
+	b.Syscall(unix.SYS_UNSHARE, flags, 0, 0, desc)
 }
 
 // Syscall makes the system call trap(a1, a2, a3).

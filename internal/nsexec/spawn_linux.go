@@ -57,6 +57,16 @@ func (e *StepError) Error() string {
 
 func (e *StepError) Unwrap() error { return e.Errno }
 
+// CloneError is a failure of clone3 itself: the namespaces could not be
+// created.
+type CloneError struct {
+	Errno syscall.Errno
+}
+
+func (e *CloneError) Error() string { return "clone3: " + e.Errno.Error() }
+
+func (e *CloneError) Unwrap() error { return e.Errno }
+
 // Process is a started sandbox child.
 type Process struct {
 	Pid int
@@ -175,7 +185,7 @@ func Start(p *Program, stdio [3]int) (*Process, error) {
 	unix.Close(alive[0])
 	if res.errno != 0 {
 		unix.Close(alive[1])
-		return nil, fmt.Errorf("clone3: %w", res.errno)
+		return nil, &CloneError{Errno: res.errno}
 	}
 	proc := &Process{Pid: res.pid, pidfd: res.pidfd, done: make(chan struct{})}
 	if p.Watchdog {
@@ -184,7 +194,7 @@ func Start(p *Program, stdio [3]int) (*Process, error) {
 		w, err := startWatchdog(res.pidfd)
 		if err != nil {
 			unix.Close(alive[1])
-			proc.kill()
+			proc.Signal(unix.SIGKILL)
 			go proc.reap()
 			<-proc.done
 			return nil, err
@@ -358,11 +368,6 @@ func (pr *Process) Wait() (unix.WaitStatus, unix.Rusage, error) {
 	return pr.status, pr.rusage, pr.err
 }
 
-// kill sends SIGKILL through the pidfd, before the child is reaped.
-func (pr *Process) kill() {
-	syscall.Syscall6(unix.SYS_PIDFD_SEND_SIGNAL, uintptr(pr.pidfd), uintptr(unix.SIGKILL), 0, 0, 0, 0)
-}
-
 // ErrDone is returned by Signal once the child has been reaped.
 var ErrDone = errors.New("sandbox has already exited")
 
@@ -407,7 +412,8 @@ var watchdogBuf [8]byte
 
 // startWatchdog starts a watchdog for the process of pidfd.
 func startWatchdog(pidfd int) (*Watchdog, error) {
-	// Our own copy, above 2, that the reaper cannot close under us.
+	// Copies above 2, so that the watchdog's dup3 onto fds 0 and 1 cannot
+	// overwrite one with the other.
 	dup, err := unix.FcntlInt(uintptr(pidfd), unix.F_DUPFD_CLOEXEC, 3)
 	if err != nil {
 		return nil, fmt.Errorf("watchdog: dup pidfd: %w", err)
@@ -431,12 +437,12 @@ func startWatchdog(pidfd int) (*Watchdog, error) {
 		pidfd:      uint64(uintptr(unsafe.Pointer(&wpidfd))),
 		exitSignal: uint64(unix.SIGCHLD),
 	}
-	// Signals stay blocked in the child: it must never run a handler.
-	runtime.LockOSThread()
+	// BeforeFork blocks every signal on this thread, and the child keeps
+	// that mask: it must never run a handler. Nothing between the two
+	// calls can reschedule this goroutine.
 	runtime_BeforeFork()
 	pid, errno := cloneWatchdog(args, unsafe.Sizeof(*args), int32(r), int32(dup), &watchdogBuf[0])
 	runtime_AfterFork()
-	runtime.UnlockOSThread()
 	if errno != 0 {
 		unix.Close(life[1])
 		return nil, fmt.Errorf("watchdog: clone3: %w", errno)
