@@ -174,7 +174,7 @@ func (cmd *Cmd) Start() error {
 		closeNow = append(closeNow, f)
 	}
 
-	proc, err := nsexec.Start(p.prog, fds)
+	proc, err := nsexec.Start(p, fds)
 	for _, c := range closeNow {
 		c.Close()
 	}
@@ -489,15 +489,14 @@ func (cmd *Cmd) Plan() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return p.prog.String(), nil
+	return p.String(), nil
 }
 
 func (cmd *Cmd) notFound() *SetupError {
 	return &SetupError{Step: "look up " + cmd.Path + " in PATH", Err: errors.New("command not found"), ExitCode: 127}
 }
 
-func (cmd *Cmd) compile() (*plan, error) {
+func (cmd *Cmd) compile() (*nsexec.Program, error) {
 	env := dedupEnv(append(cmd.c.Env(), cmd.Env...))
-	keep := append(append([]int(nil), cmd.c.keepFds...), cmd.KeepFds...)
-	return cmd.c.compile(command{path: cmd.Path, argv: cmd.Args, env: env, dir: cmd.Dir, keep: keep}, cmd.c.logger)
+	return cmd.c.compile(command{path: cmd.Path, argv: cmd.Args, env: env, dir: cmd.Dir, keep: cmd.KeepFds}, cmd.c.logger)
 }

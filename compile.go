@@ -44,13 +44,6 @@ func configErr(what string, format string, args ...any) error {
 	return &ConfigError{What: what, Err: fmt.Errorf(format, args...)}
 }
 
-// plan is a compiled command.
-type plan struct {
-	prog *nsexec.Program
-	uid  [2]int64 // inside, outside
-	gid  [2]int64
-}
-
 // command is what the compiler needs to know of a Cmd.
 type command struct {
 	path string   // program path inside the sandbox
@@ -79,7 +72,7 @@ var callerUmask = sync.OnceValue(func() uint32 {
 
 // compile turns c and cmd into a plan. Everything that can be checked before
 // the clone is checked here, so that errors name the entry at fault.
-func (c *Container) compile(cmd command, log *slog.Logger) (*plan, error) {
+func (c *Container) compile(cmd command, log *slog.Logger) (*nsexec.Program, error) {
 	flags := uint64(unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID)
 	if !c.shareIPC {
 		flags |= unix.CLONE_NEWIPC
@@ -105,34 +98,34 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*plan, error) {
 	b := nsexec.NewBuilder(flags)
 	b.P.ShareMemory = !c.copyMemory
 	b.P.Watchdog = c.watchdog
-	p := &plan{prog: b.P}
 	b.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, "set the parent-death signal to SIGKILL")
 	b.ParentAlive()
 	b.Umask(0)
 
 	// Identity: one id inside mapped to the caller's, written by the child.
-	p.uid = [2]int64{int64(os.Getuid()), int64(os.Getuid())}
-	p.gid = [2]int64{int64(os.Getgid()), int64(os.Getgid())}
+	// Each is (inside, outside).
+	uid := [2]int64{int64(os.Getuid()), int64(os.Getuid())}
+	gid := [2]int64{int64(os.Getgid()), int64(os.Getgid())}
 	if c.uid != nil {
 		if *c.uid < 0 || *c.uid > maxID {
 			return nil, configErr("uid "+strconv.FormatInt(*c.uid, 10), "out of range 0-%d", maxID)
 		}
-		p.uid[0] = *c.uid
+		uid[0] = *c.uid
 	}
 	if c.gid != nil {
 		if *c.gid < 0 || *c.gid > maxID {
 			return nil, configErr("gid "+strconv.FormatInt(*c.gid, 10), "out of range 0-%d", maxID)
 		}
-		p.gid[0] = *c.gid
+		gid[0] = *c.gid
 	}
-	writeIDMaps(b, nsexec.AtCWD, "/proc/self/", p.uid, p.gid)
+	writeIDMaps(b, nsexec.AtCWD, "/proc/self/", uid, gid)
 	// The host's /proc, kept open by fd to write the nested namespace's id
 	// maps after the root is switched, and closed before the command runs.
 	hostProc := b.Open(nsexec.AtCWD, "/proc", unix.O_PATH|unix.O_DIRECTORY, 0, 0, "open the host's /proc")
 	if log != nil {
 		log.Info("Namespaces: " + nsexec.CloneFlagNames(flags))
-		log.Info(fmt.Sprintf("UID map: host_id: %d, container_id: %d", p.uid[1], p.uid[0]))
-		log.Info(fmt.Sprintf("GID map: host_id: %d, container_id: %d", p.gid[1], p.gid[0]))
+		log.Info(fmt.Sprintf("UID map: host_id: %d, container_id: %d", uid[1], uid[0]))
+		log.Info(fmt.Sprintf("GID map: host_id: %d, container_id: %d", gid[1], gid[0]))
 	}
 
 	b.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, "make every mount private")
@@ -149,7 +142,7 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*plan, error) {
 	// on host objects: /proc/sys and /proc/sysrq-trigger would let it
 	// change the host's kernel. Those parts of /proc are made read-only,
 	// and the ones that only leak the host's state are hidden.
-	hostRoot := p.uid[1] == 0 || p.gid[1] == 0
+	hostRoot := uid[1] == 0 || gid[1] == 0
 	l := &layout{b: b, dirs: map[string]int32{}, log: log, protectProc: hostRoot}
 	if err := l.build(entries, c.rootRW); err != nil {
 		return nil, err
@@ -163,7 +156,7 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*plan, error) {
 	// command with every capability inside cannot unmount, or remount
 	// writable or without nosuid. The ids map to themselves.
 	b.Unshare(unix.CLONE_NEWUSER|unix.CLONE_NEWNS, "lock the mounts in a nested user and mount namespace")
-	writeIDMaps(b, hostProc, "self/", [2]int64{p.uid[0], p.uid[0]}, [2]int64{p.gid[0], p.gid[0]})
+	writeIDMaps(b, hostProc, "self/", [2]int64{uid[0], uid[0]}, [2]int64{gid[0], gid[0]})
 	if hostRoot {
 		// As the host's root, a command that made a cgroup, net, pid or
 		// ipc namespace of its own could mount cgroupfs, sysfs, proc or
@@ -212,7 +205,7 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*plan, error) {
 	b.CloseFds(keep)
 	// The rlimits come last, so that a small RLIMIT_NOFILE cannot fail
 	// the setup itself.
-	if _, ok := c.rlimits[RlimitNproc]; ok && p.uid[1] == 0 {
+	if _, ok := c.rlimits[RlimitNproc]; ok && uid[1] == 0 {
 		return nil, configErr("limit nproc", "Linux does not enforce RLIMIT_NPROC on the host's root user, which this sandbox runs as; run hakoniwa as another user to limit processes")
 	}
 	res := make([]int, 0, len(c.rlimits))
@@ -237,7 +230,7 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*plan, error) {
 		log.Info(fmt.Sprintf("Execve: %s %q", cmd.path, cmd.argv))
 	}
 	b.Exec(cmd.path, cmd.argv, cmd.env)
-	return p, nil
+	return b.P, nil
 }
 
 // writeIDMaps maps one uid and one gid (inside, outside) in the child's

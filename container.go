@@ -105,7 +105,6 @@ type Container struct {
 	noProc        bool
 	copyMemory    bool
 	watchdog      bool
-	keepFds       []int
 
 	logger *slog.Logger
 }
@@ -122,7 +121,6 @@ func (c *Container) Clone() *Container {
 	n := *c
 	n.mounts = append([]Mount(nil), c.mounts...)
 	n.env = append([]string(nil), c.env...)
-	n.keepFds = append([]int(nil), c.keepFds...)
 	n.rlimits = map[int]uint64{}
 	for k, v := range c.rlimits {
 		n.rlimits[k] = v
