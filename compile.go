@@ -259,8 +259,9 @@ func checkHostname(name string) error {
 // entry is a Mount checked and ready to lay out.
 type entry struct {
 	Mount
-	isDir    bool // the target is a directory
-	isDevice bool // a bind of a device: no nodev
+	isDir    bool   // the target is a directory
+	isDevice bool   // a bind of a device: no nodev
+	real     string // a bind's source with its symlinks resolved
 	attrs    uint64
 	opts     [][2]string // fsconfig options
 }
@@ -333,11 +334,10 @@ func (c *Container) entries(log *slog.Logger) ([]entry, error) {
 			e.isDir = fi.IsDir()
 			// A device, or a directory of devices such as /dev itself,
 			// keeps its devices usable: no nodev.
-			real, err := filepath.EvalSymlinks(m.Source)
-			if err != nil {
+			if e.real, err = filepath.EvalSymlinks(m.Source); err != nil {
 				return nil, &ConfigError{What: what, Err: err}
 			}
-			e.isDevice = fi.Mode()&fs.ModeDevice != 0 || (fi.IsDir() && (real == "/dev" || strings.HasPrefix(real, "/dev/")))
+			e.isDevice = fi.Mode()&fs.ModeDevice != 0 || (fi.IsDir() && (e.real == "/dev" || strings.HasPrefix(e.real, "/dev/")))
 			e.attrs = unix.MOUNT_ATTR_NOSUID
 			if !e.isDevice {
 				e.attrs |= unix.MOUNT_ATTR_NODEV
@@ -460,11 +460,7 @@ func (l *layout) logMount(e entry) {
 	}
 	switch e.Kind {
 	case KindBind:
-		src := e.Source
-		if r, err := filepath.EvalSymlinks(src); err == nil {
-			src = r
-		}
-		l.log.Info(fmt.Sprintf("Mount point: host_path: %q, container_path: %q, fstype: \"\", rw: %v", src, e.Target, e.RW))
+		l.log.Info(fmt.Sprintf("Mount point: host_path: %q, container_path: %q, fstype: \"\", rw: %v", e.real, e.Target, e.RW))
 	case KindTmpfs, KindProc, KindDevfs, kindDevpts:
 		fstype := map[MountKind]string{KindTmpfs: "tmpfs", KindProc: "proc", KindDevfs: "tmpfs", kindDevpts: "devpts"}[e.Kind]
 		l.log.Info(fmt.Sprintf("Mount point: host_path: \"\", container_path: %q, fstype: %q, rw: %v", e.Target, fstype, e.attrs&unix.MOUNT_ATTR_RDONLY == 0))
