@@ -45,9 +45,8 @@ type Cmd struct {
 	// Start fails.
 	Result *Result
 
-	c       *Container
-	ctx     context.Context
-	lookErr error
+	c   *Container
+	ctx context.Context
 
 	mu        sync.Mutex
 	proc      *nsexec.Process
@@ -65,8 +64,10 @@ type Cmd struct {
 }
 
 // Command returns a Cmd that runs name with args in the sandbox. A name
-// without a slash is looked up in the caller's PATH, like exec.Command, and
-// the path found is used inside the sandbox.
+// without a slash is looked up when the command starts: inside the sandbox,
+// in the PATH of the sandbox's environment, as execvp would there; or, when
+// that environment has no PATH, in the caller's PATH, like exec.Command,
+// and the path found is used inside the sandbox.
 func (c *Container) Command(name string, args ...string) *Cmd {
 	return c.CommandContext(context.Background(), name, args...)
 }
@@ -77,16 +78,7 @@ func (c *Container) CommandContext(ctx context.Context, name string, args ...str
 	if ctx == nil {
 		panic("hakoniwa: nil Context")
 	}
-	cmd := &Cmd{Path: name, Args: append([]string{name}, args...), c: c.Clone(), ctx: ctx}
-	if !strings.Contains(name, "/") {
-		p, err := exec.LookPath(name)
-		if err != nil {
-			cmd.lookErr = err
-		} else {
-			cmd.Path = p
-		}
-	}
-	return cmd
+	return &Cmd{Path: name, Args: append([]string{name}, args...), c: c.Clone(), ctx: ctx}
 }
 
 // SetupError is returned by Start when the sandbox could not be built or the
@@ -148,15 +140,16 @@ func (cmd *Cmd) Start() error {
 	cmd.start = time.Now()
 	cmd.Result = &Result{StartTime: cmd.start.UTC()}
 
-	if cmd.lookErr != nil {
-		return cmd.fail(cmd.notFound())
-	}
 	if err := cmd.ctx.Err(); err != nil {
 		return cmd.fail(&SetupError{Err: err, ExitCode: 125})
 	}
 	p, err := cmd.compile()
 	if err != nil {
-		return cmd.fail(&SetupError{Err: err, ExitCode: 125})
+		var se *SetupError
+		if !errors.As(err, &se) {
+			se = &SetupError{Err: err, ExitCode: 125}
+		}
+		return cmd.fail(se)
 	}
 
 	var fds [3]int
@@ -184,13 +177,16 @@ func (cmd *Cmd) Start() error {
 		step := ""
 		if errors.As(err, &se) {
 			step = se.Desc
-			if se.Kind == nsexec.OpExec || se.Kind == nsexec.OpCheckProgram {
+			if se.Kind == nsexec.OpExec || se.Kind == nsexec.OpCheckProgram || se.Kind == nsexec.OpSearch {
 				code = 126
 				if se.Errno == unix.ENOENT {
 					code = 127
 				}
 			}
 			err = se.Errno
+			if se.Kind == nsexec.OpSearch && se.Errno == unix.ENOENT {
+				err = errors.New("command not found")
+			}
 			if se.Kind == nsexec.OpCheckProgram && se.Errno == unix.ELOOP {
 				err = fmt.Errorf("the program or its #! interpreter goes through a magic link such as /proc/self/exe, which could name a file outside the sandbox (%w)", se.Errno)
 			}
@@ -482,9 +478,6 @@ func (cmd *Cmd) CombinedOutput() ([]byte, error) {
 // Plan compiles the sandbox without running it and returns the steps the
 // child would run, one a line.
 func (cmd *Cmd) Plan() (string, error) {
-	if cmd.lookErr != nil {
-		return "", cmd.notFound()
-	}
 	p, err := cmd.compile()
 	if err != nil {
 		return "", err
@@ -492,11 +485,28 @@ func (cmd *Cmd) Plan() (string, error) {
 	return p.String(), nil
 }
 
-func (cmd *Cmd) notFound() *SetupError {
-	return &SetupError{Step: "look up " + cmd.Path + " in PATH", Err: errors.New("command not found"), ExitCode: 127}
-}
-
+// compile compiles the sandbox for this command. A program name without a
+// slash is looked up in the caller's PATH here when the sandbox's
+// environment has no PATH; with one, the child looks it up inside.
 func (cmd *Cmd) compile() (*nsexec.Program, error) {
 	env := dedupEnv(append(cmd.c.Env(), cmd.Env...))
-	return cmd.c.compile(command{path: cmd.Path, argv: cmd.Args, env: env, dir: cmd.Dir, keep: cmd.KeepFds}, cmd.c.logger)
+	path := cmd.Path
+	if !strings.Contains(path, "/") && !hasVar(env, "PATH") {
+		p, err := exec.LookPath(path)
+		if err != nil {
+			return nil, &SetupError{Step: "look up " + path + " in PATH", Err: errors.New("command not found"), ExitCode: 127}
+		}
+		path = p
+	}
+	return cmd.c.compile(command{path: path, argv: cmd.Args, env: env, dir: cmd.Dir, keep: cmd.KeepFds}, cmd.c.logger)
+}
+
+// hasVar tells whether env sets the variable name.
+func hasVar(env []string, name string) bool {
+	for _, kv := range env {
+		if k, _, _ := strings.Cut(kv, "="); k == name {
+			return true
+		}
+	}
+	return false
 }

@@ -151,6 +151,9 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*nsexec.Program, err
 	if !c.shareUTS {
 		b.Sethostname(c.hostname)
 	}
+	if c.loopback && !c.shareNet {
+		b.IfUp("lo")
+	}
 	// Lock the mounts: moved into a nested user and mount namespace, they
 	// become locked mounts of a more privileged namespace, which even a
 	// command with every capability inside cannot unmount, or remount
@@ -183,7 +186,26 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*nsexec.Program, err
 		}
 		b.Chdir(cmd.dir, "chdir "+cmd.dir)
 	}
-	if strings.IndexByte(cmd.path, 0) < 0 {
+	switch {
+	case strings.IndexByte(cmd.path, 0) >= 0:
+		// refused below
+	case !strings.Contains(cmd.path, "/"):
+		// Looked up inside, in the sandbox's own PATH, as execvp would.
+		var dirs string
+		for _, kv := range cmd.env {
+			if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+				dirs = v
+			}
+		}
+		var paths []string
+		for _, dir := range filepath.SplitList(dirs) {
+			if dir == "" {
+				dir = "."
+			}
+			paths = append(paths, path.Join(dir, cmd.path))
+		}
+		b.Search(cmd.path, paths, fmt.Sprintf("look up %s in the sandbox's PATH (%s)", cmd.path, dirs))
+	default:
 		b.CheckProgram(cmd.path)
 	}
 	b.Setsid()

@@ -90,6 +90,7 @@ var rlimitNames = map[int]string{
 // another or at once; it is not changed by running them.
 type Container struct {
 	shareNet, shareUTS, shareIPC, shareCgroup bool
+	loopback                                  bool
 
 	hostname    string
 	hostnameSet bool
@@ -195,6 +196,11 @@ func (c *Container) NoProc() *Container { c.noProc = true; return c }
 
 // ShareNet keeps the host's network namespace.
 func (c *Container) ShareNet(share bool) *Container { c.shareNet = share; return c }
+
+// Loopback brings the loopback interface up in the sandbox's own network
+// namespace, so that programs inside can talk over 127.0.0.1 and ::1 while
+// nothing reaches out. It has no effect when the network is shared.
+func (c *Container) Loopback(up bool) *Container { c.loopback = up; return c }
 
 // ShareUTS keeps the host's uts namespace, and so its hostname.
 func (c *Container) ShareUTS(share bool) *Container { c.shareUTS = share; return c }

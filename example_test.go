@@ -33,7 +33,11 @@ TERM     = {{ os_env "TERM" }}
 		fmt.Println(err)
 		return
 	}
-	sandbox := hakoniwa.New().ApplyPolicy(p)
+	sandbox, err := hakoniwa.FromPolicy(p)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	// sandbox.BindRO("/etc", "/myetc")          // --ro-bind /etc:/myetc
 	// sandbox.BindRW("/data", "/data")          // --rw-bind /data
 	// sandbox.Rlimit(hakoniwa.RlimitCPU, 2)     // --limit-cpu 2

@@ -38,7 +38,11 @@ func hostileHelper() {
 	if err != nil {
 		panic(err)
 	}
-	cmd := New().ApplyPolicy(p).Command("/usr/bin/setpriv", "--pdeathsig", "clear", "--", "/bin/sleep", "102")
+	c, err := FromPolicy(p)
+	if err != nil {
+		panic(err)
+	}
+	cmd := c.Command("/usr/bin/setpriv", "--pdeathsig", "clear", "--", "/bin/sleep", "102")
 	if err := cmd.Start(); err != nil {
 		panic(err)
 	}
@@ -95,7 +99,11 @@ func kiss(t testing.TB) *Container {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return New().ApplyPolicy(p)
+	c, err := FromPolicy(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // sh runs a shell script in c and returns its stdout; it fails the test if

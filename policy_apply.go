@@ -1,59 +1,110 @@
 package hakoniwa
 
 import (
+	"fmt"
+	"os"
 	"time"
 
 	"github.com/hakoniwa-go/hakoniwa/policy"
 )
 
-// ApplyPolicy adds what p sets to c: namespaces, identity, hostname, mounts,
-// files, environment and limits. Later changes to c win over it.
-func (c *Container) ApplyPolicy(p *policy.Policy) *Container {
-	if p.ShareNet != nil {
-		c.ShareNet(*p.ShareNet)
+// FromPolicy returns a new Container with p applied (see ApplyPolicy).
+func FromPolicy(p *policy.Policy) (*Container, error) {
+	c := New()
+	if err := c.ApplyPolicy(p); err != nil {
+		return nil, err
 	}
-	if p.ShareUTS != nil {
-		c.ShareUTS(*p.ShareUTS)
+	return c, nil
+}
+
+// ApplyPolicy adds what p sets to c: namespaces, network, identity,
+// hostname, mounts, files, environment and limits. Later changes to c win
+// over it. p's command is not part of a Container; run it with
+// c.Command(p.Command.Cmdline...).
+//
+// p is checked first (see policy.Policy.Validate), so a policy built in Go
+// gets the same errors as one loaded from a file; on error c is unchanged.
+func (c *Container) ApplyPolicy(p *policy.Policy) error {
+	if err := p.Validate(); err != nil {
+		return err
 	}
-	if p.UID != nil {
-		c.UID(*p.UID)
+	for i, m := range p.Mounts {
+		if m.Type == "tmpfs" {
+			if err := CheckTmpfsOptions(m.Options); err != nil {
+				return fmt.Errorf("mounts[%d].options: %w", i, err)
+			}
+		}
 	}
-	if p.GID != nil {
-		c.GID(*p.GID)
+	for typ, share := range p.Shares() {
+		switch typ {
+		case "network":
+			c.ShareNet(share)
+		case "uts":
+			c.ShareUTS(share)
+		case "ipc":
+			c.ShareIPC(share)
+		case "cgroup":
+			c.ShareCgroup(share)
+		}
+	}
+	if p.Network != nil {
+		c.Loopback(p.Network.Mode == "loopback")
+	}
+	if len(p.UIDMaps) == 1 {
+		c.UID(int64(p.UIDMaps[0].ContainerID))
+	}
+	if len(p.GIDMaps) == 1 {
+		c.GID(int64(p.GIDMaps[0].ContainerID))
 	}
 	if p.Hostname != nil {
 		c.Hostname(*p.Hostname)
 	}
 	for _, m := range p.Mounts {
-		switch m.Fstype {
+		switch m.Type {
+		case "":
+			c.AddMount(Mount{Kind: KindBind, Source: m.Source, Target: m.Target(), RW: m.RW, Optional: m.Optional})
 		case "tmpfs":
-			opts := ""
-			if !m.RW {
-				opts = "ro"
+			c.Tmpfs(m.Destination, m.Options)
+		case "devfs":
+			c.Devfs(m.Destination)
+		case "proc":
+			c.Proc(m.Destination)
+		}
+	}
+	if fsys := p.Filesystem; fsys != nil {
+		for _, f := range fsys.Files {
+			c.File(f.Destination, []byte(f.Contents))
+		}
+		for _, d := range fsys.Dirs {
+			mode := uint32(0o700)
+			if d.Mode != "" {
+				mode, _ = policy.ParseMode(d.Mode) // checked by Validate
 			}
-			c.Tmpfs(m.Target, opts)
-		default:
-			c.AddMount(Mount{Kind: KindBind, Source: m.Source, Target: orSame(m.Target, m.Source), RW: m.RW, Optional: m.Optional})
+			c.Dir(d.Destination, mode)
+		}
+		for _, s := range fsys.Symlinks {
+			c.Symlink(s.Original, s.Link)
 		}
 	}
-	for _, f := range p.Files {
-		c.File(f.Target, []byte(f.Contents))
-	}
-	for _, name := range p.Env.Names() {
-		c.Setenv(name, p.Env[name])
-	}
-	l := p.Limits
-	for _, r := range []struct {
-		res int
-		v   *uint64
-	}{{RlimitAS, l.AS}, {RlimitCore, l.Core}, {RlimitCPU, l.CPU}, {RlimitFsize, l.Fsize},
-		{RlimitNofile, l.Nofile}, {RlimitNproc, l.Nproc}, {RlimitStack, l.Stack}} {
-		if r.v != nil {
-			c.Rlimit(r.res, *r.v)
+	for _, e := range p.Envs {
+		if e.Value != nil {
+			c.Setenv(e.Name, *e.Value)
+		} else if v, ok := os.LookupEnv(e.Name); ok {
+			c.Setenv(e.Name, v)
 		}
 	}
-	if l.Walltime != nil {
-		c.Walltime(time.Duration(*l.Walltime) * time.Second)
+	for _, l := range p.Limits {
+		if l.Type == "walltime" {
+			c.Walltime(time.Duration(l.Value) * time.Second)
+		} else {
+			c.Rlimit(limitResources[l.Type], l.Value)
+		}
 	}
-	return c
+	return nil
+}
+
+// limitResources maps the policy's limit types to rlimit resources.
+var limitResources = map[string]int{
+	"as": RlimitAS, "core": RlimitCore, "cpu": RlimitCPU, "fsize": RlimitFsize,
+	"nofile": RlimitNofile, "nproc": RlimitNproc, "stack": RlimitStack,
 }

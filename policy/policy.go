@@ -1,45 +1,40 @@
-// Package policy loads sandbox policies in the hakoniwa 0.5 format: a TOML
-// file that is first rendered as a text/template.
+// Package policy loads sandbox policies: hakoniwa 1.x config files and the
+// hakoniwa 0.5 policy files of the seed, through one loader.
 //
-// A policy looks like this:
+// A file is first rendered as a text/template, then decoded as TOML. Its
+// format is told by its keys (see Format); a file that mixes the two is an
+// error that says which key belongs to which format. Both decode into the
+// one Policy type, which follows the 1.x schema:
 //
-//	share_net = false
-//	hostname  = "judge"
+//	"@include" = ["base.toml"]
+//	namespaces = [{ type = "network", share = true }]
 //	mounts = [
-//	  { source = "/usr", target = "/usr" },
-//	  { source = "/lib64", target = "/lib64", optional = true },
-//	  { fstype = "tmpfs", target = "/tmp", rw = true },
+//	  { source = "/usr" },
+//	  { source = {{ os_homedir "/src" }}, destination = "/src", rw = true },
+//	  { type = "tmpfs", destination = "/tmp", options = "size=64M" },
 //	]
-//	files = [{ target = "/etc/hosts", contents = {{ fs_read_to_string "/etc/hosts" }} }]
-//	[env]
-//	LANG = {{ os_env "LANG" }}
-//	[limits]
-//	cpu = 2
-//	walltime = 5
+//	envs = [{ name = "LANG" }, { name = "HOME", value = "/tmp" }]
+//	limits = [{ type = "cpu", value = 2 }, { type = "walltime", value = 5 }]
+//	[command]
+//	cmdline = ["/usr/bin/python3"]
+//	cwd = "/src"
 //
-// The template functions return TOML-quoted strings, so their results are
-// used as values directly:
+// "@include" names other files, relative to the including file. Includes
+// nest; a cycle is an error that shows the chain. Lists concatenate, the
+// included files' entries first; a scalar or table that the including file
+// sets wins over its includes'.
 //
-//   - os_env NAME: the value of the caller's environment variable ("" if unset);
-//   - os_homedir SUFFIX: the caller's home directory with SUFFIX appended;
-//   - fs_read_to_string PATH: the contents of a file.
+// The template's actions print TOML values: a string is written quoted, so
+// `key = {{ os_env "X" }}` is safe whatever X holds. See the README for the
+// functions.
 //
-// Unknown keys, values of the wrong type and unknown template functions are
-// errors that name the file, the line and the key.
+// Every error names the file, the line and column of the file as written,
+// and the key: "profile.toml:12:5: mounts[2].type: unknown type ...".
 package policy
 
 import (
-	"bytes"
 	_ "embed"
-	"errors"
-	"fmt"
-	"os"
 	"sort"
-	"strings"
-	"text/template"
-	"unicode/utf8"
-
-	"github.com/pelletier/go-toml/v2"
 )
 
 //go:embed KISS-policy.toml
@@ -48,68 +43,195 @@ var kissPolicy []byte
 // DefaultName is the name of the embedded default policy.
 const DefaultName = "KISS-policy.toml"
 
-// Policy is a parsed policy. Pointer fields are nil when the file does not
-// set them.
+// Format is the format of a policy file.
+type Format int
+
+const (
+	// Format1 is hakoniwa 1.x's config format (`--config`).
+	Format1 Format = iota + 1
+	// Format05 is hakoniwa 0.5's policy format (`--policy-file`), the seed's.
+	Format05
+)
+
+func (f Format) String() string {
+	switch f {
+	case Format1:
+		return "1.x"
+	case Format05:
+		return "0.5"
+	}
+	return "unknown"
+}
+
+// Policy is a loaded policy, in the 1.x schema. Nil pointers and empty
+// lists are things the policy does not set.
 type Policy struct {
-	Name string `toml:"-"` // the file it came from, for logs and errors
+	// Files are the files it was loaded from: the main file, then every
+	// included file in the order they were read.
+	Files []string `toml:"-" json:"-"`
+	// Format is the format of the main file.
+	Format Format `toml:"-" json:"-"`
 
-	ShareNet *bool    `toml:"share_net"`
-	ShareUTS *bool    `toml:"share_uts"`
-	UID      *int64   `toml:"uid"`
-	GID      *int64   `toml:"gid"`
-	Hostname *string  `toml:"hostname"`
-	Mounts   []Mount  `toml:"mounts"`
-	Files    []File   `toml:"files"`
-	Env      Env      `toml:"env"`
-	Limits   Limits   `toml:"limits"`
-	Seccomp  *Seccomp `toml:"seccomp"`
+	Namespaces []Namespace `toml:"namespaces,omitempty" json:"namespaces,omitempty"`
+	Mounts     []Mount     `toml:"mounts,omitempty" json:"mounts,omitempty"`
+	Filesystem *Filesystem `toml:"filesystem,omitempty" json:"filesystem,omitempty"`
+	Envs       []Env       `toml:"envs,omitempty" json:"envs,omitempty"`
+	Network    *Network    `toml:"network,omitempty" json:"network,omitempty"`
+	Landlock   *Landlock   `toml:"landlock,omitempty" json:"landlock,omitempty"`
+	Rootdir    *Rootdir    `toml:"rootdir,omitempty" json:"rootdir,omitempty"`
+	UIDMaps    []IDMap     `toml:"uidmaps,omitempty" json:"uidmaps,omitempty"`
+	GIDMaps    []IDMap     `toml:"gidmaps,omitempty" json:"gidmaps,omitempty"`
+	Hostname   *string     `toml:"hostname,omitempty" json:"hostname,omitempty"`
+	Limits     []Limit     `toml:"limits,omitempty" json:"limits,omitempty"`
+	Seccomp    *Seccomp    `toml:"seccomp,omitempty" json:"seccomp,omitempty"`
+	Command    *Command    `toml:"command,omitempty" json:"command,omitempty"`
 }
 
-// Mount is one entry of mounts.
+// Namespace shares (Share) or unshares one namespace. Type is cgroup, ipc,
+// network or uts. The user, mount and pid namespaces are always new, and
+// the others are new unless shared.
+type Namespace struct {
+	Type  string `toml:"type" json:"type"`
+	Share bool   `toml:"share" json:"share"`
+}
+
+// Mount is one entry of mounts. Type "" is a bind of Source (read-only
+// unless RW) at Destination (Source when empty); "tmpfs", "devfs" and
+// "proc" mount a new file system of that kind at Destination.
 type Mount struct {
-	Source   string `toml:"source"`
-	Target   string `toml:"target"`
-	Fstype   string `toml:"fstype"` // "" for a bind, or "tmpfs"
-	RW       bool   `toml:"rw"`
-	Optional bool   `toml:"optional"` // a missing source is skipped, with a log line
+	Source      string `toml:"source,omitempty" json:"source,omitempty"`
+	Destination string `toml:"destination,omitempty" json:"destination,omitempty"`
+	Type        string `toml:"type,omitempty" json:"type,omitempty"`
+	RW          bool   `toml:"rw,omitempty" json:"rw,omitempty"`
+	// Optional skips a bind whose source is missing, with a log line.
+	// (An extension of hakoniwa for Go.)
+	Optional bool `toml:"optional,omitempty" json:"optional,omitempty"`
+	// Options are tmpfs options, such as "size=64M,mode=1777". (An
+	// extension of hakoniwa for Go.)
+	Options string `toml:"options,omitempty" json:"options,omitempty"`
 }
 
-// File is one entry of files.
+// Target returns where the mount goes inside the sandbox.
+func (m Mount) Target() string {
+	if m.Destination != "" {
+		return m.Destination
+	}
+	return m.Source
+}
+
+// Filesystem is what is created inside the sandbox's root.
+type Filesystem struct {
+	Files    []File    `toml:"files,omitempty" json:"files,omitempty"`
+	Dirs     []Dir     `toml:"dirs,omitempty" json:"dirs,omitempty"`
+	Symlinks []Symlink `toml:"symlinks,omitempty" json:"symlinks,omitempty"`
+}
+
+// File is a file created with Contents.
 type File struct {
-	Target   string `toml:"target"`
-	Contents string `toml:"contents"`
+	Destination string `toml:"destination" json:"destination"`
+	Contents    string `toml:"contents" json:"contents"`
 }
 
-// Env is the [env] table.
-type Env map[string]string
+// Dir is a directory created with Mode, an octal string ("0700" when
+// empty).
+type Dir struct {
+	Destination string `toml:"destination" json:"destination"`
+	Mode        string `toml:"mode,omitempty" json:"mode,omitempty"`
+}
 
-// Names returns the variable names, sorted.
-func (e Env) Names() []string {
-	names := make([]string, 0, len(e))
-	for k := range e {
-		names = append(names, k)
+// Symlink is a symbolic link at Link that points to Original.
+type Symlink struct {
+	Original string `toml:"original" json:"original"`
+	Link     string `toml:"link" json:"link"`
+}
+
+// Env sets the variable Name to Value, or to the caller's value of Name
+// when Value is nil (a variable the caller has not set stays unset).
+type Env struct {
+	Name  string  `toml:"name" json:"name"`
+	Value *string `toml:"value,omitempty" json:"value,omitempty"`
+}
+
+// Network is the network mode: "none" (a new namespace, lo down),
+// "loopback" (a new namespace with lo up), "host" (the host's namespace),
+// or "pasta" and "slirp4netns" with Options for the helper.
+type Network struct {
+	Mode    string   `toml:"mode" json:"mode"`
+	Options []string `toml:"options,omitempty" json:"options,omitempty"`
+}
+
+// Landlock restricts file system access and TCP ports with Landlock.
+type Landlock struct {
+	Resources []LandlockResource `toml:"resources,omitempty" json:"resources,omitempty"`
+	FS        []LandlockFS       `toml:"fs,omitempty" json:"fs,omitempty"`
+	Net       []LandlockNet      `toml:"net,omitempty" json:"net,omitempty"`
+}
+
+// LandlockResource restricts (or, with Unrestrict, lifts the restriction
+// of) "fs", "tcp.bind" or "tcp.connect".
+type LandlockResource struct {
+	Type       string `toml:"type" json:"type"`
+	Unrestrict bool   `toml:"unrestrict,omitempty" json:"unrestrict,omitempty"`
+}
+
+// LandlockFS allows Access ("r", "w", "x" or "-" each, such as "r-x") under
+// Path.
+type LandlockFS struct {
+	Path   string `toml:"path" json:"path"`
+	Access string `toml:"access" json:"access"`
+}
+
+// LandlockNet allows Access ("tcp.bind" or "tcp.connect") on Port.
+type LandlockNet struct {
+	Port   uint16 `toml:"port" json:"port"`
+	Access string `toml:"access" json:"access"`
+}
+
+// Rootdir uses a host directory as the root instead of a new tmpfs.
+type Rootdir struct {
+	Path string `toml:"path" json:"path"`
+	RW   bool   `toml:"rw,omitempty" json:"rw,omitempty"`
+}
+
+// IDMap maps Count ids from ContainerID inside to HostID outside. A nil
+// HostID is the caller's id, a nil Count is 1.
+type IDMap struct {
+	ContainerID uint32  `toml:"container_id" json:"container_id"`
+	HostID      *uint32 `toml:"host_id,omitempty" json:"host_id,omitempty"`
+	Count       *uint32 `toml:"count,omitempty" json:"count,omitempty"`
+}
+
+// Limit is one resource limit. Type is one of LimitTypes; sizes are in
+// bytes, cpu and walltime in seconds.
+type Limit struct {
+	Type  string `toml:"type" json:"type"`
+	Value uint64 `toml:"value" json:"value"`
+}
+
+// LimitTypes are the types of limits, in the order a 0.5 [limits] table
+// lists them.
+var LimitTypes = []string{"as", "core", "cpu", "fsize", "nofile", "nproc", "stack", "walltime"}
+
+// Seccomp selects a seccomp profile: "unconfined", a built-in profile's
+// name, or a JSON profile's path.
+type Seccomp struct {
+	Path string `toml:"path" json:"path"`
+}
+
+// Command is the command to run when none is given on the command line.
+type Command struct {
+	Cmdline []string `toml:"cmdline" json:"cmdline"`
+	Cwd     string   `toml:"cwd,omitempty" json:"cwd,omitempty"`
+}
+
+// EnvNames returns the names the policy sets, sorted.
+func (p *Policy) EnvNames() []string {
+	names := make([]string, 0, len(p.Envs))
+	for _, e := range p.Envs {
+		names = append(names, e.Name)
 	}
 	sort.Strings(names)
 	return names
-}
-
-// Limits is the [limits] table. Sizes are in bytes, cpu and walltime in
-// seconds.
-type Limits struct {
-	AS       *uint64 `toml:"as"`
-	Core     *uint64 `toml:"core"`
-	CPU      *uint64 `toml:"cpu"`
-	Fsize    *uint64 `toml:"fsize"`
-	Nofile   *uint64 `toml:"nofile"`
-	Nproc    *uint64 `toml:"nproc"`
-	Stack    *uint64 `toml:"stack"`
-	Walltime *uint64 `toml:"walltime"`
-}
-
-// Seccomp is the [seccomp] table, which this version refuses.
-type Seccomp struct {
-	Syscalls       []string `toml:"syscalls"`
-	DismatchAction string   `toml:"dismatch_action"`
 }
 
 // Default returns the embedded KISS policy, rendered for this caller.
@@ -119,183 +241,3 @@ func Default() (*Policy, error) {
 
 // DefaultText returns the source of the embedded KISS policy.
 func DefaultText() []byte { return append([]byte(nil), kissPolicy...) }
-
-// Load reads, renders and parses the policy file at path.
-func Load(path string) (*Policy, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("policy: %w", err)
-	}
-	return Parse(path, data)
-}
-
-// Parse renders text as a template, then parses it as a policy. name is used
-// in errors.
-func Parse(name string, text []byte) (*Policy, error) {
-	rendered, err := Render(name, text)
-	if err != nil {
-		return nil, err
-	}
-	var p Policy
-	dec := toml.NewDecoder(bytes.NewReader(rendered))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil {
-		return nil, tomlError(name, rendered, err)
-	}
-	p.Name = name
-	if err := p.check(); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	return &p, nil
-}
-
-func (p *Policy) check() error {
-	if p.Seccomp != nil {
-		return errors.New("[seccomp]: seccomp filters are not supported by this version of hakoniwa yet; remove the section")
-	}
-	for i, m := range p.Mounts {
-		switch m.Fstype {
-		case "":
-			if m.Source == "" {
-				return fmt.Errorf("mounts[%d]: a bind needs a source", i)
-			}
-		case "tmpfs":
-		default:
-			return fmt.Errorf("mounts[%d].fstype: unknown fstype %q (want \"\" for a bind, or \"tmpfs\")", i, m.Fstype)
-		}
-		if !strings.HasPrefix(m.Target, "/") {
-			return fmt.Errorf("mounts[%d].target: %q is not an absolute path", i, m.Target)
-		}
-	}
-	for i, f := range p.Files {
-		if !strings.HasPrefix(f.Target, "/") {
-			return fmt.Errorf("files[%d].target: %q is not an absolute path", i, f.Target)
-		}
-	}
-	for name := range p.Env {
-		if name == "" || strings.ContainsAny(name, "=\x00") {
-			return fmt.Errorf("env: bad variable name %q", name)
-		}
-	}
-	return nil
-}
-
-// tomlError turns a go-toml error into "file:line:col: key: message".
-func tomlError(name string, doc []byte, err error) error {
-	var strict *toml.StrictMissingError
-	if errors.As(err, &strict) && len(strict.Errors) > 0 {
-		var msgs []string
-		for _, e := range strict.Errors {
-			row, col := e.Position()
-			msgs = append(msgs, fmt.Sprintf("%s:%d:%d: unknown key %q", name, row, col, keyPath(doc, e.Key())))
-		}
-		return errors.New(strings.Join(msgs, "\n"))
-	}
-	var de *toml.DecodeError
-	if errors.As(err, &de) {
-		row, col := de.Position()
-		msg := strings.TrimPrefix(de.Error(), "toml: ")
-		if k := de.Key(); len(k) > 0 {
-			return fmt.Errorf("%s:%d:%d: key %q: %s", name, row, col, strings.Join(k, "."), msg)
-		}
-		return fmt.Errorf("%s:%d:%d: %s", name, row, col, msg)
-	}
-	return fmt.Errorf("%s: %w", name, err)
-}
-
-// keyPath names an unknown key fully. go-toml names a key of an inline
-// table in an array, such as mounts = [{ readonly = true }], by its last
-// part only; this finds the array entry that holds it: "mounts[0].readonly".
-func keyPath(doc []byte, key []string) string {
-	if len(key) != 1 {
-		return strings.Join(key, ".")
-	}
-	var m map[string]any
-	if toml.Unmarshal(doc, &m) != nil {
-		return key[0]
-	}
-	if _, top := m[key[0]]; top {
-		return key[0]
-	}
-	for _, top := range []string{"mounts", "files"} {
-		list, _ := m[top].([]any)
-		for i, item := range list {
-			if t, ok := item.(map[string]any); ok {
-				if _, ok := t[key[0]]; ok {
-					return fmt.Sprintf("%s[%d].%s", top, i, key[0])
-				}
-			}
-		}
-	}
-	return key[0]
-}
-
-// Render runs text through text/template with the policy functions. A
-// missing key or an unknown function is an error.
-func Render(name string, text []byte) ([]byte, error) {
-	t, err := template.New(name).Option("missingkey=error").Funcs(Funcs()).Parse(string(text))
-	if err != nil {
-		return nil, fmt.Errorf("policy template: %w", err)
-	}
-	var out bytes.Buffer
-	if err := t.Execute(&out, nil); err != nil {
-		return nil, fmt.Errorf("policy template: %w", err)
-	}
-	return out.Bytes(), nil
-}
-
-// Funcs returns the template functions of the 0.5 policy format.
-func Funcs() template.FuncMap {
-	return template.FuncMap{
-		"os_env": func(name string) string { return Quote(os.Getenv(name)) },
-		"os_homedir": func(suffix string) (string, error) {
-			home, err := os.UserHomeDir()
-			if err != nil {
-				return "", err
-			}
-			return Quote(home + suffix), nil
-		},
-		"fs_read_to_string": func(path string) (string, error) {
-			data, err := os.ReadFile(path)
-			if err != nil {
-				return "", err
-			}
-			if !utf8.Valid(data) {
-				return "", fmt.Errorf("fs_read_to_string %s: not UTF-8 text", path)
-			}
-			return Quote(string(data)), nil
-		},
-	}
-}
-
-// Quote returns s as a TOML basic string.
-func Quote(s string) string {
-	var b strings.Builder
-	b.WriteByte('"')
-	for _, r := range s {
-		switch r {
-		case '"':
-			b.WriteString(`\"`)
-		case '\\':
-			b.WriteString(`\\`)
-		case '\b':
-			b.WriteString(`\b`)
-		case '\t':
-			b.WriteString(`\t`)
-		case '\n':
-			b.WriteString(`\n`)
-		case '\f':
-			b.WriteString(`\f`)
-		case '\r':
-			b.WriteString(`\r`)
-		default:
-			if r < 0x20 || r == 0x7f || r == utf8.RuneError {
-				fmt.Fprintf(&b, `\u%04X`, r)
-			} else {
-				b.WriteRune(r)
-			}
-		}
-	}
-	b.WriteByte('"')
-	return b.String()
-}

@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/hakoniwa-go/hakoniwa"
 	"github.com/hakoniwa-go/hakoniwa/policy"
+	"github.com/hakoniwa-go/hakoniwa/profiles"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
@@ -72,8 +74,16 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "Run 'hakoniwa run --help' for usage.")
 		return 2
 	default:
-		fmt.Fprintf(stderr, "hakoniwa: %v\n", err)
+		printError(stderr, err)
 		return 125
+	}
+}
+
+// printError prints an error, one "hakoniwa: " line for each of its lines
+// (a policy's errors are one a line).
+func printError(w io.Writer, err error) {
+	for _, line := range strings.Split(err.Error(), "\n") {
+		fmt.Fprintf(w, "hakoniwa: %s\n", line)
 	}
 }
 
@@ -89,15 +99,15 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newRunCmd(stdin, stdout, stderr))
+	root.AddCommand(newRunCmd(stdin, stdout, stderr), newPolicyCmd(stdout), newManCmd(root, stdout))
 	root.CompletionOptions.HiddenDefaultCmd = false
 	return root
 }
 
 // runOptions are the flags of `hakoniwa run`.
 type runOptions struct {
-	policyFile string
-	mounts     mountFlags
+	policyFile, config, profile string
+	mounts                      mountFlags
 
 	shareNet, shareUTS, shareIPC, shareCgroup      bool
 	unshareAll, unshareNet, unshareUTS, unshareIPC bool
@@ -158,7 +168,12 @@ Exit status: the command's own code, 128+N when it was killed by signal N,
 	f := cmd.Flags()
 	f.SortFlags = false
 	f.SetInterspersed(false)
-	f.StringVar(&o.policyFile, "policy-file", "", "load the sandbox policy from `FILE` (0.5 TOML format) instead of the embedded KISS policy")
+	f.StringVarP(&o.config, "config", "c", "", "load the sandbox policy from `FILE` (1.x or 0.5 format) instead of the embedded KISS policy")
+	f.StringVar(&o.policyFile, "policy-file", "", "alias of --config `FILE` (the seed's name)")
+	f.StringVar(&o.profile, "profile", "", "load the built-in profile `NAME` (see 'hakoniwa policy list')")
+	cmd.MarkFlagFilename("config", "toml")
+	cmd.MarkFlagFilename("policy-file", "toml")
+	cmd.RegisterFlagCompletionFunc("profile", cobra.FixedCompletions(profiles.Names(), cobra.ShellCompDirectiveNoFileComp))
 
 	mount := func(name, short, usage string, parse func(string) (hakoniwa.Mount, error)) {
 		v := &mountValue{all: &o.mounts, parse: parse}
@@ -178,7 +193,8 @@ Exit status: the command's own code, 128+N when it was killed by signal N,
 	mount("file", "", "create the file `DST:CONTENTS`", parseFile)
 
 	f.BoolVar(&o.shareNet, "share-net", false, "keep the host's network namespace")
-	f.StringVar(&o.network, "network", "", "`MODE`: none (the default, a new namespace) or host (same as --share-net)")
+	f.StringVar(&o.network, "network", "", "`MODE`: none (the default: a new namespace, lo down), loopback (lo up) or host (same as --share-net)")
+	cmd.RegisterFlagCompletionFunc("network", cobra.FixedCompletions([]string{"none", "loopback", "host"}, cobra.ShellCompDirectiveNoFileComp))
 	f.BoolVar(&o.shareUTS, "share-uts", false, "keep the host's uts namespace")
 	f.BoolVar(&o.shareIPC, "share-ipc", false, "keep the host's ipc namespace")
 	f.BoolVar(&o.shareCgroup, "share-cgroup", false, "keep the host's cgroup namespace")
@@ -195,6 +211,7 @@ Exit status: the command's own code, 128+N when it was killed by signal N,
 	f.StringVar(&o.gid, "gidmap", "", "alias of --gid `N`")
 
 	f.StringArrayVarP(&o.env, "setenv", "e", nil, "set `NAME=VALUE`, or copy NAME from the host")
+	cmd.RegisterFlagCompletionFunc("setenv", completeEnv)
 	f.StringVarP(&o.workdir, "workdir", "w", "", "bind `HOST` read-write at the same path and use it as the cwd; :PATH only sets the cwd")
 	f.StringVar(&o.workdir, "work-dir", "", "alias of --workdir `HOST`")
 	f.StringVar(&o.chdir, "chdir", "", "the cwd `PATH` inside")
@@ -216,34 +233,65 @@ Exit status: the command's own code, 128+N when it was killed by signal N,
 	return cmd
 }
 
+// loadPolicy loads the policy that the flags name: --config (or
+// --policy-file), --profile, or the embedded KISS policy.
+func (o *runOptions) loadPolicy() (*policy.Policy, error) {
+	var given []string
+	for _, f := range []struct{ name, v string }{{"--config", o.config}, {"--policy-file", o.policyFile}, {"--profile", o.profile}} {
+		if f.v != "" {
+			given = append(given, f.name)
+		}
+	}
+	if len(given) > 1 {
+		return nil, usageError{fmt.Errorf("%s and %s are exclusive: a run has one policy", given[0], given[1])}
+	}
+	switch {
+	case o.config != "":
+		return policy.Load(o.config)
+	case o.policyFile != "":
+		return policy.Load(o.policyFile)
+	case o.profile != "":
+		return loadProfile(o.profile)
+	}
+	return policy.Default()
+}
+
+// loadProfile loads a built-in profile.
+func loadProfile(name string) (*policy.Policy, error) {
+	if !slices.Contains(profiles.Names(), name) {
+		return nil, usageError{fmt.Errorf("--profile %q: no such profile (have %s)", name, strings.Join(profiles.Names(), ", "))}
+	}
+	return policy.LoadFS(profiles.FS, profiles.File(name))
+}
+
 // container builds the sandbox from the policy and the flags.
-func (o *runOptions) container(log *slog.Logger) (*hakoniwa.Container, error) {
-	var pol *policy.Policy
-	var err error
-	if o.policyFile != "" {
-		pol, err = policy.Load(o.policyFile)
-	} else {
-		pol, err = policy.Default()
-	}
-	if err != nil {
-		return nil, err
-	}
+func (o *runOptions) container(pol *policy.Policy, log *slog.Logger) (*hakoniwa.Container, error) {
 	if log != nil {
-		log.Info(fmt.Sprintf("Configuration: %q", pol.Name))
+		log.Info(fmt.Sprintf("Configuration: %q (%s format)", pol.Files[0], pol.Format))
+		for _, inc := range pol.Files[1:] {
+			log.Info(fmt.Sprintf("Configuration: including %q", inc))
+		}
 	}
 	// The CLI's own memory is small, so starting the sandbox in a copy of
 	// it keeps the reported max_rss close to the command's own.
-	c := hakoniwa.New().Logger(log).CopyMemory(true).ApplyPolicy(pol)
+	c := hakoniwa.New().Logger(log).CopyMemory(true)
+	if err := c.ApplyPolicy(pol); err != nil {
+		return nil, err
+	}
 
 	switch o.network {
-	case "", "none":
-		if o.network == "none" && o.shareNet {
-			return nil, usageError{errors.New("--network none conflicts with --share-net")}
+	case "":
+	case "none", "loopback":
+		if o.shareNet {
+			return nil, usageError{fmt.Errorf("--network %s conflicts with --share-net", o.network)}
 		}
+		c.ShareNet(false).Loopback(o.network == "loopback")
 	case "host":
 		o.shareNet = true
+	case "pasta", "slirp4netns":
+		return nil, usageError{fmt.Errorf("--network %s: user-mode networking is not built into this version of hakoniwa yet", o.network)}
 	default:
-		return nil, usageError{fmt.Errorf("--network %q: this version supports none and host", o.network)}
+		return nil, usageError{fmt.Errorf("--network %q: want none, loopback or host", o.network)}
 	}
 	for _, conflict := range []struct {
 		share, unshare bool
@@ -371,13 +419,24 @@ func (o *runOptions) run(c *cobra.Command, args []string, stdin io.Reader, stdou
 		return err
 	}
 
-	ctr, err := o.container(log)
+	pol, err := o.loadPolicy()
+	var ctr *hakoniwa.Container
+	if err == nil {
+		ctr, err = o.container(pol, log)
+	}
 	if err != nil {
 		var uerr usageError
 		if errors.As(err, &uerr) {
 			return err
 		}
 		return o.setupFailed(err, nil, report, log, stderr)
+	}
+	var dir string
+	if pc := pol.Command; pc != nil {
+		dir = pc.Cwd
+		if len(args) == 0 {
+			args = pc.Cmdline
+		}
 	}
 	if len(args) == 0 {
 		sh := os.Getenv("SHELL")
@@ -386,7 +445,6 @@ func (o *runOptions) run(c *cobra.Command, args []string, stdin io.Reader, stdou
 		}
 		args = []string{sh}
 	}
-	dir := o.chdir
 	switch {
 	case strings.HasPrefix(o.workdir, ":"):
 		dir = o.workdir[1:]
@@ -467,7 +525,7 @@ func (o *runOptions) setupFailed(err error, r *hakoniwa.Result, report *report, 
 		r = &hakoniwa.Result{Status: hakoniwa.StatusSE, Reason: err.Error(), StartTime: time.Now().UTC()}
 	}
 	o.finish(r, report, log, stderr)
-	fmt.Fprintf(stderr, "hakoniwa: %v\n", err)
+	printError(stderr, err)
 	return exitCode(code)
 }
 

@@ -123,12 +123,28 @@ func runChild(p *Program, errfd int32) {
 			}
 		case OpSyscall:
 			_, _, errno = syscall.RawSyscall(s.A, s.B, s.C, s.N)
+		case OpIfUp:
+			r1, _, errno = syscall.RawSyscall(unix.SYS_SOCKET, unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+			if errno == 0 {
+				_, _, errno = syscall.RawSyscall(unix.SYS_IOCTL, r1, unix.SIOCSIFFLAGS, uintptr(s.Ptr))
+				syscall.RawSyscall(unix.SYS_CLOSE, r1, 0, 0)
+			}
 		case OpUmask:
 			syscall.RawSyscall(unix.SYS_UMASK, s.A, 0, 0)
 		case OpCheckProgram:
-			errno = checkProgram(p, s.P1)
+			if p.found != nil {
+				errno = checkProgram(p, p.found)
+			} else {
+				errno = checkProgram(p, s.P1)
+			}
+		case OpSearch:
+			errno = search(p)
 		case OpExec:
-			_, _, errno = syscall.RawSyscall(unix.SYS_EXECVE, uintptr(unsafe.Pointer(s.P1)), uintptr(unsafe.Pointer(&p.argv[0])), uintptr(unsafe.Pointer(&p.envv[0])))
+			prog := s.P1
+			if p.found != nil {
+				prog = p.found
+			}
+			_, _, errno = syscall.RawSyscall(unix.SYS_EXECVE, uintptr(unsafe.Pointer(prog)), uintptr(unsafe.Pointer(&p.argv[0])), uintptr(unsafe.Pointer(&p.envv[0])))
 		}
 		if errno != 0 {
 			break
@@ -145,6 +161,41 @@ func runChild(p *Program, errfd int32) {
 
 // atFDCWD is AT_FDCWD as a system call argument.
 const atFDCWD = ^uintptr(99) // -100
+
+// search sets p.found to the first candidate that is an executable regular
+// file.
+//
+//go:nosplit
+//go:norace
+func search(p *Program) syscall.Errno {
+	var (
+		i         int
+		fd        uintptr
+		errno, e2 syscall.Errno
+	)
+	errno = syscall.ENOENT
+	for i = 0; i < len(p.cands); i++ {
+		_, _, e2 = syscall.RawSyscall6(unix.SYS_FACCESSAT2, atFDCWD, uintptr(unsafe.Pointer(p.cands[i])), unix.X_OK, unix.AT_EACCESS, 0, 0)
+		if e2 == syscall.EACCES {
+			errno = e2
+		}
+		if e2 != 0 {
+			continue
+		}
+		fd, _, e2 = syscall.RawSyscall6(unix.SYS_OPENAT2, atFDCWD, uintptr(unsafe.Pointer(p.cands[i])), uintptr(unsafe.Pointer(&p.pathHow)), unix.SizeofOpenHow, 0, 0)
+		if e2 != 0 {
+			continue
+		}
+		_, _, e2 = syscall.RawSyscall(unix.SYS_FSTAT, fd, uintptr(unsafe.Pointer(&p.stat)), 0)
+		syscall.RawSyscall(unix.SYS_CLOSE, fd, 0, 0)
+		if e2 != 0 || p.stat.Mode&unix.S_IFMT != unix.S_IFREG {
+			continue
+		}
+		p.found = p.cands[i]
+		return 0
+	}
+	return errno
+}
 
 // checkProgram fails with ELOOP if the program at path, or the interpreter
 // named on its #! line (and so on, as deep as the kernel goes), is reached

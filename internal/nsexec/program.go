@@ -52,8 +52,10 @@ const (
 	OpDupStdio                     // dup3(stdio[i], i, 0) for i in 0..2
 	OpUmask                        // umask(a)
 	OpSyscall                      // syscall a(b, c, n)
-	OpCheckProgram                 // fail if p1 or its #! interpreters cross a magic link
-	OpExec                         // execve(p1, argv, envv)
+	OpIfUp                         // bring up the interface named in the ifreq at ptr
+	OpCheckProgram                 // fail if the program found, or p1, or its #! interpreters cross a magic link
+	OpSearch                       // find the program among the candidates
+	OpExec                         // execve(the program found, or p1, argv, envv)
 )
 
 // AtCWD as a dir slot means AT_FDCWD.
@@ -100,6 +102,10 @@ type Program struct {
 	pathv []*byte     // keeps argv/envv strings alive
 	errb  childReport // buffer the child writes its failure into
 	zero  unix.Timespec
+
+	// for OpSearch: the paths to try, and the one found
+	cands []*byte
+	found *byte
 
 	// for OpCheckProgram
 	pathHow, readHow unix.OpenHow
@@ -281,6 +287,35 @@ func (b *Builder) Syscall(trap, a1, a2, a3 uintptr, desc string) {
 	b.add(Step{Kind: OpSyscall, A: trap, B: a1, C: a2, N: a3, Desc: desc})
 }
 
+// IfUp brings the network interface name up, in the child's network
+// namespace: SIOCSIFFLAGS with IFF_UP|IFF_RUNNING on a datagram socket.
+func (b *Builder) IfUp(name string) {
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		panic(fmt.Sprintf("nsexec: interface name %q: %v", name, err))
+	}
+	ifr.SetUint16(unix.IFF_UP | unix.IFF_RUNNING)
+	b.add(Step{Kind: OpIfUp, Ptr: unsafe.Pointer(ifr), Desc: "bring up the network interface " + name})
+}
+
+// Search finds the program that Exec runs: the first of paths that is an
+// executable regular file inside the sandbox, as execvp would. It then
+// checks it as CheckProgram does. It fails with ENOENT when there is none,
+// or EACCES when one exists but cannot be executed.
+func (b *Builder) Search(name string, paths []string, desc string) {
+	b.checkHows()
+	for _, p := range paths {
+		b.P.cands = append(b.P.cands, cstr(p))
+	}
+	b.add(Step{Kind: OpSearch, P1: cstr(name), Desc: desc})
+	b.add(Step{Kind: OpCheckProgram, P1: cstr(name), Desc: "program " + name})
+}
+
+func (b *Builder) checkHows() {
+	b.P.pathHow = unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_MAGICLINKS}
+	b.P.readHow = unix.OpenHow{Flags: unix.O_RDONLY | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_MAGICLINKS}
+}
+
 // Setsid starts a new session.
 func (b *Builder) Setsid() {
 	b.add(Step{Kind: OpSetsid, Desc: "setsid"})
@@ -328,8 +363,7 @@ func (b *Builder) Exec(path string, argv, env []string) {
 // CheckProgram fails the run if path cannot be reached without a magic
 // link, such as /proc/self/exe, which could name a file outside the root.
 func (b *Builder) CheckProgram(path string) {
-	b.P.pathHow = unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_MAGICLINKS}
-	b.P.readHow = unix.OpenHow{Flags: unix.O_RDONLY | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_MAGICLINKS}
+	b.checkHows()
 	b.add(Step{Kind: OpCheckProgram, P1: cstr(path), Desc: "program " + path})
 }
 

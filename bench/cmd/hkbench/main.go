@@ -358,12 +358,20 @@ type rate struct {
 	duration time.Duration
 }
 
-func benchLib(label, bw string) error {
+// defaultContainer is a Container with the embedded default policy.
+func defaultContainer() (*hakoniwa.Container, error) {
 	p, err := policy.Default()
+	if err != nil {
+		return nil, err
+	}
+	return hakoniwa.FromPolicy(p)
+}
+
+func benchLib(label, bw string) error {
+	c, err := defaultContainer()
 	if err != nil {
 		return err
 	}
-	c := hakoniwa.New().ApplyPolicy(p)
 	spawners := []spawner{
 		{"hakoniwa library", func() error { return c.Command("/bin/true").Run() }},
 		{"bwrap via os/exec", func() error { return exec.Command(bw, bwrapArgs("/bin/true")...).Run() }},
@@ -510,11 +518,10 @@ func usage() time.Duration {
 // breakdown measures sequential spawns with fewer namespaces, to show what
 // the namespaces cost on each side.
 func breakdown(label, bw string) error {
-	p, err := policy.Default()
+	full, err := defaultContainer()
 	if err != nil {
 		return err
 	}
-	full := hakoniwa.New().ApplyPolicy(p)
 	noNet := full.Clone().ShareNet(true)
 	minimal := full.Clone().ShareNet(true).ShareIPC(true).ShareUTS(true).ShareCgroup(true)
 	drop := func(args []string, flags ...string) []string {

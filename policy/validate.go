@@ -1,0 +1,307 @@
+package policy
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// maxID is the largest uid or gid (4294967295 is "no id").
+const maxID = 1<<32 - 2
+
+// maxWalltime bounds walltime, in seconds, so that it fits a Duration.
+const maxWalltime = 1e9
+
+// notBuilt is the message for a feature that a later version brings.
+const notBuilt = "%s is not built into this version of hakoniwa yet"
+
+// Validate checks a policy that was built in Go rather than loaded, with
+// the same rules as Load. The errors name keys but no file.
+func (p *Policy) Validate() error {
+	d := &doc{}
+	errs := p.check(d)
+	errs = append(errs, p.checkMerged(d)...)
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+func index(key string, i int) string { return key + "[" + strconv.Itoa(i) + "]" }
+
+// check finds every problem of one 1.x file.
+func (p *Policy) check(d *doc) ErrorList {
+	var errs ErrorList
+	add := func(e *Error) {
+		if e != nil {
+			errs = append(errs, e)
+		}
+	}
+	for i, ns := range p.Namespaces {
+		switch ns.Type {
+		case "cgroup", "ipc", "network", "uts":
+		default:
+			add(d.errAt(index("namespaces", i)+".type", "unknown namespace type %q (want cgroup, ipc, network or uts; user, mount and pid are always new)", ns.Type))
+		}
+	}
+	for i, m := range p.Mounts {
+		key := index("mounts", i)
+		switch m.Type {
+		case "":
+			if m.Source == "" {
+				add(d.errAt(key, "a bind needs a source"))
+				continue
+			}
+			add(checkAbs(d, key+".source", m.Source))
+			if m.Options != "" {
+				add(d.errAt(key+".options", "only a tmpfs has options"))
+			}
+		case "tmpfs", "devfs", "proc":
+			if m.Source != "" {
+				add(d.errAt(key+".source", "a %s has no source; remove it", m.Type))
+			}
+			if m.Destination == "" {
+				add(d.errAt(key, "a %s needs a destination", m.Type))
+			}
+			if m.Optional {
+				add(d.errAt(key+".optional", "only a bind can be optional"))
+			}
+			if m.Type != "tmpfs" && m.Options != "" {
+				add(d.errAt(key+".options", "only a tmpfs has options"))
+			}
+			if m.Type != "tmpfs" && m.RW {
+				add(d.errAt(key+".rw", "a %s is always mounted as hakoniwa makes it; remove rw", m.Type))
+			}
+		default:
+			add(d.errAt(key+".type", "unknown type %q (want \"\" for a bind, \"tmpfs\", \"devfs\" or \"proc\")", m.Type))
+		}
+		if m.Destination != "" {
+			add(checkAbs(d, key+".destination", m.Destination))
+		}
+	}
+	if fsys := p.Filesystem; fsys != nil {
+		for i, f := range fsys.Files {
+			add(checkAbs(d, index("filesystem.files", i)+".destination", f.Destination))
+		}
+		for i, dir := range fsys.Dirs {
+			key := index("filesystem.dirs", i)
+			add(checkAbs(d, key+".destination", dir.Destination))
+			if dir.Mode != "" {
+				if _, err := ParseMode(dir.Mode); err != nil {
+					add(d.errAt(key+".mode", "%v", err))
+				}
+			}
+		}
+		for i, s := range fsys.Symlinks {
+			key := index("filesystem.symlinks", i)
+			add(checkAbs(d, key+".link", s.Link))
+			if s.Original == "" {
+				add(d.errAt(key+".original", "the link needs a target"))
+			}
+		}
+	}
+	for i, e := range p.Envs {
+		key := index("envs", i)
+		var value string
+		if e.Value != nil {
+			value = *e.Value
+		}
+		add(checkEnv(d, key+".name", e.Name, value))
+	}
+	if n := p.Network; n != nil {
+		switch n.Mode {
+		case "none", "loopback", "host":
+			if len(n.Options) > 0 {
+				add(d.errAt("network.options", "options are for the pasta and slirp4netns modes, not %q", n.Mode))
+			}
+		case "pasta", "slirp4netns":
+			add(d.errAt("network.mode", notBuilt, "user-mode networking ("+n.Mode+")"))
+		default:
+			add(d.errAt("network.mode", "unknown mode %q (want none, loopback, host, pasta or slirp4netns)", n.Mode))
+		}
+	}
+	if ll := p.Landlock; ll != nil {
+		restricted := map[string]bool{}
+		for i, r := range ll.Resources {
+			key := index("landlock.resources", i)
+			switch r.Type {
+			case "fs", "tcp.bind", "tcp.connect":
+				restricted[r.Type] = !r.Unrestrict
+				if !r.Unrestrict {
+					add(d.errAt(key, notBuilt, "Landlock"))
+				}
+			default:
+				add(d.errAt(key+".type", "unknown resource %q (want fs, tcp.bind or tcp.connect)", r.Type))
+			}
+		}
+		for i, r := range ll.FS {
+			key := index("landlock.fs", i)
+			add(checkAbs(d, key+".path", r.Path))
+			if r.Access == "" || strings.Trim(strings.ToLower(r.Access), "rwx-") != "" {
+				add(d.errAt(key+".access", "bad access %q: want r, w, x or - each, such as \"r-x\"", r.Access))
+			}
+			if !restricted["fs"] {
+				add(d.errAt(key, "a rule for fs does nothing unless fs is restricted: add resources = [{ type = \"fs\" }]"))
+			}
+		}
+		for i, r := range ll.Net {
+			key := index("landlock.net", i)
+			if r.Port == 0 {
+				add(d.errAt(key+".port", "want a port from 1 to 65535"))
+			}
+			switch r.Access {
+			case "tcp.bind", "tcp.connect":
+				if !restricted[r.Access] {
+					add(d.errAt(key, "a rule for %s does nothing unless %s is restricted: add resources = [{ type = %q }]", r.Access, r.Access, r.Access))
+				}
+			default:
+				add(d.errAt(key+".access", "bad access %q: want tcp.bind or tcp.connect", r.Access))
+			}
+		}
+	}
+	if r := p.Rootdir; r != nil {
+		add(checkAbs(d, "rootdir.path", r.Path))
+		add(d.errAt("rootdir", notBuilt, "a root directory from the host"))
+	}
+	for _, maps := range []struct {
+		key    string
+		maps   []IDMap
+		caller int
+	}{{"uidmaps", p.UIDMaps, os.Getuid()}, {"gidmaps", p.GIDMaps, os.Getgid()}} {
+		for i, m := range maps.maps {
+			key := index(maps.key, i)
+			if m.ContainerID > maxID {
+				add(d.errAt(key+".container_id", "%d: want an id from 0 to %d", m.ContainerID, maxID))
+			}
+			if m.HostID != nil && int(*m.HostID) != maps.caller || m.Count != nil && *m.Count != 1 {
+				add(d.errAt(key, notBuilt, "a map of ids other than the caller's own (multi-range)"))
+			}
+		}
+	}
+	if p.Hostname != nil {
+		add(checkHostname(d, "hostname", *p.Hostname))
+	}
+	for i, l := range p.Limits {
+		add(checkLimit(d, index("limits", i), l.Type, l.Value))
+	}
+	if s := p.Seccomp; s != nil {
+		switch s.Path {
+		case "unconfined":
+		case "":
+			add(d.errAt("seccomp.path", "want unconfined, a built-in profile's name or a JSON profile's path"))
+		default:
+			add(d.errAt("seccomp.path", notBuilt, "seccomp ("+strconv.Quote(s.Path)+")"))
+		}
+	}
+	if c := p.Command; c != nil {
+		for i, arg := range c.Cmdline {
+			if strings.IndexByte(arg, 0) >= 0 {
+				add(d.errAt(index("command.cmdline", i), "contains a NUL byte"))
+			} else if i == 0 && arg == "" {
+				add(d.errAt(index("command.cmdline", i), "the program name is empty"))
+			}
+		}
+		if c.Cwd != "" {
+			add(checkAbs(d, "command.cwd", c.Cwd))
+		}
+	}
+	return errs
+}
+
+// checkMerged finds the problems that only show once every include is
+// merged, in keys that several files may set.
+func (p *Policy) checkMerged(d *doc) ErrorList {
+	var errs ErrorList
+	share := p.Shares()
+	if p.Hostname != nil && share["uts"] {
+		errs = append(errs, d.errAt("hostname", "the hostname cannot be set with the uts namespace shared"))
+	}
+	if n := p.Network; n != nil {
+		last := ""
+		for _, ns := range p.Namespaces {
+			if ns.Type == "network" {
+				last = strconv.FormatBool(ns.Share)
+			}
+		}
+		if n.Mode == "host" && last == "false" || n.Mode != "host" && last == "true" {
+			errs = append(errs, d.errAt("network.mode", "%q conflicts with namespaces { type = \"network\", share = %s }", n.Mode, last))
+		}
+	}
+	for _, m := range []struct {
+		key  string
+		maps []IDMap
+	}{{"uidmaps", p.UIDMaps}, {"gidmaps", p.GIDMaps}} {
+		if len(m.maps) > 1 {
+			errs = append(errs, d.errAt(m.key, notBuilt, "more than one id map (multi-range)"))
+		}
+	}
+	return errs
+}
+
+// Shares returns, for each namespace type the policy names, whether it is
+// shared with the host; the last entry for a type wins, and network mode
+// "host" shares the network namespace.
+func (p *Policy) Shares() map[string]bool {
+	share := map[string]bool{}
+	for _, ns := range p.Namespaces {
+		share[ns.Type] = ns.Share
+	}
+	if p.Network != nil && p.Network.Mode == "host" {
+		share["network"] = true
+	}
+	return share
+}
+
+func checkAbs(d *doc, key, p string) *Error {
+	switch {
+	case p == "":
+		return d.errAt(key, "empty path")
+	case !strings.HasPrefix(p, "/"):
+		return d.errAt(key, "%q is not an absolute path", p)
+	case strings.IndexByte(p, 0) >= 0:
+		return d.errAt(key, "%q contains a NUL byte", p)
+	}
+	return nil
+}
+
+func checkHostname(d *doc, key, name string) *Error {
+	if name == "" || len(name) > 64 || strings.IndexByte(name, 0) >= 0 {
+		return d.errAt(key, "%q: want 1 to 64 bytes", name)
+	}
+	return nil
+}
+
+func checkEnv(d *doc, key, name, value string) *Error {
+	if name == "" || strings.ContainsAny(name, "=\x00") {
+		return d.errAt(key, "bad variable name %q", name)
+	}
+	if strings.IndexByte(value, 0) >= 0 {
+		return d.errAt(key, "the value of %s contains a NUL byte", name)
+	}
+	return nil
+}
+
+func checkLimit(d *doc, key, typ string, v uint64) *Error {
+	for _, t := range LimitTypes {
+		if t == typ {
+			if typ == "walltime" && v > maxWalltime {
+				return d.errAt(key, "walltime %d: want at most %d seconds", v, int64(maxWalltime))
+			}
+			return nil
+		}
+	}
+	return d.errAt(key+".type", "unknown limit %q (want %s)", typ, strings.Join(LimitTypes, ", "))
+}
+
+// ParseMode parses an octal mode such as "755" or "0700" for a directory.
+func ParseMode(s string) (uint32, error) {
+	v, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || v > 0o7777 {
+		return 0, fmt.Errorf("bad mode %q: want octal, such as 755", s)
+	}
+	if v == 0 {
+		return 0, fmt.Errorf("bad mode %q: a directory with mode 0 is unusable", s)
+	}
+	return uint32(v), nil
+}
