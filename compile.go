@@ -10,12 +10,12 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 
+	"github.com/hakoniwa-go/hakoniwa/internal/mountopt"
 	"github.com/hakoniwa-go/hakoniwa/internal/nsexec"
 	"golang.org/x/sys/unix"
 )
@@ -372,7 +372,7 @@ func (c *Container) entries(log *slog.Logger) ([]entry, error) {
 				e.attrs |= unix.MOUNT_ATTR_RDONLY
 			}
 		case KindTmpfs:
-			opts, ro, err := tmpfsOptions(m.Options)
+			opts, ro, err := mountopt.Tmpfs(m.Options)
 			if err != nil {
 				return nil, &ConfigError{What: "tmpfs " + m.Target + ":" + m.Options, Err: err}
 			}
@@ -419,51 +419,11 @@ func pathLess(a, b string) bool {
 	return strings.ReplaceAll(a, "/", "\x00") < strings.ReplaceAll(b, "/", "\x00")
 }
 
-var tmpfsSize = regexp.MustCompile(`^[0-9]+[kKmMgG]?$|^[0-9]{1,3}%$`)
-
 // CheckTmpfsOptions reports whether options, such as "size=64M,mode=1777",
 // are valid for a tmpfs mount.
 func CheckTmpfsOptions(options string) error {
-	_, _, err := tmpfsOptions(options)
+	_, _, err := mountopt.Tmpfs(options)
 	return err
-}
-
-// tmpfsOptions checks tmpfs options and returns them as fsconfig pairs.
-func tmpfsOptions(s string) (opts [][2]string, ro bool, err error) {
-	opts = [][2]string{{"mode", "0755"}}
-	if s == "" {
-		return opts, false, nil
-	}
-	for _, o := range strings.Split(s, ",") {
-		k, v, hasV := strings.Cut(o, "=")
-		switch k {
-		case "ro":
-			ro = true
-			continue
-		case "rw":
-			ro = false
-			continue
-		case "size", "nr_blocks", "nr_inodes":
-			if !tmpfsSize.MatchString(v) {
-				return nil, false, fmt.Errorf("bad %s %q: want a number with an optional k, m, g or %% suffix", k, v)
-			}
-		case "mode":
-			m, err := strconv.ParseUint(v, 8, 32)
-			if err != nil || m > 0o7777 {
-				return nil, false, fmt.Errorf("bad mode %q: want octal, such as 1777", v)
-			}
-			opts[0][1] = fmt.Sprintf("%04o", m)
-			continue
-		case "huge":
-		default:
-			return nil, false, fmt.Errorf("unknown option %q (known: size, nr_blocks, nr_inodes, mode, huge, ro, rw)", k)
-		}
-		if !hasV {
-			return nil, false, fmt.Errorf("option %q needs a value", k)
-		}
-		opts = append(opts, [2]string{k, v})
-	}
-	return opts, ro, nil
 }
 
 // layout emits the steps that build the new root.

@@ -1,10 +1,10 @@
 package hakoniwa
 
 import (
-	"fmt"
 	"os"
 	"time"
 
+	"github.com/hakoniwa-go/hakoniwa/internal/mountopt"
 	"github.com/hakoniwa-go/hakoniwa/policy"
 )
 
@@ -27,13 +27,6 @@ func FromPolicy(p *policy.Policy) (*Container, error) {
 func (c *Container) ApplyPolicy(p *policy.Policy) error {
 	if err := p.Validate(); err != nil {
 		return err
-	}
-	for i, m := range p.Mounts {
-		if m.Type == "tmpfs" {
-			if err := CheckTmpfsOptions(m.Options); err != nil {
-				return fmt.Errorf("mounts[%d].options: %w", i, err)
-			}
-		}
 	}
 	for typ, share := range p.Shares() {
 		switch typ {
@@ -78,7 +71,7 @@ func (c *Container) ApplyPolicy(p *policy.Policy) error {
 		for _, d := range fsys.Dirs {
 			mode := uint32(0o700)
 			if d.Mode != "" {
-				mode, _ = policy.ParseMode(d.Mode) // checked by Validate
+				mode, _ = mountopt.DirMode(d.Mode) // checked by Validate
 			}
 			c.Dir(d.Destination, mode)
 		}

@@ -49,6 +49,18 @@ func (l ErrorList) Error() string {
 	return strings.Join(msgs, "\n")
 }
 
+// sorted returns the list ordered by file, line and column.
+func (l ErrorList) sorted() ErrorList {
+	sort.SliceStable(l, func(i, j int) bool {
+		a, b := l[i], l[j]
+		if a.File != b.File {
+			return a.File < b.File
+		}
+		return a.Line < b.Line || a.Line == b.Line && a.Col < b.Col
+	})
+	return l
+}
+
 // Unwrap lets errors.As find the first *Error.
 func (l ErrorList) Unwrap() []error {
 	errs := make([]error, len(l))
@@ -63,7 +75,8 @@ func (l ErrorList) Unwrap() []error {
 type doc struct {
 	name     string
 	rendered []byte
-	lines    lineMap
+	lines    func() lineMap // maps the rendered lines back, computed on first use
+	lineMap  lineMap
 	index    map[string]position // key path -> place, built on first use
 	keys     []keyAt             // the same, sorted by place
 }
@@ -78,6 +91,16 @@ type keyAt struct {
 // lineMap maps a line of the rendered text (index) to the line of the
 // template it came from. Nil means they are the same.
 type lineMap []int
+
+// source returns the line of the file as written that a line of the
+// rendered text came from.
+func (d *doc) source(line int) int {
+	if d.lineMap == nil && d.lines != nil {
+		d.lineMap = d.lines()
+		d.lines = nil
+	}
+	return d.lineMap.source(line)
+}
 
 func (m lineMap) source(line int) int {
 	if m == nil || line <= 0 {
@@ -94,7 +117,7 @@ func (m lineMap) source(line int) int {
 func (d *doc) errAt(key, format string, args ...any) *Error {
 	e := &Error{File: d.name, Key: key, Msg: fmt.Sprintf(format, args...)}
 	if p, ok := d.lookup(key); ok {
-		e.Line, e.Col = d.lines.source(p.line), p.col
+		e.Line, e.Col = d.source(p.line), p.col
 	}
 	return e
 }
@@ -102,7 +125,7 @@ func (d *doc) errAt(key, format string, args ...any) *Error {
 // at returns an Error at a place of the rendered text, naming the key
 // found there.
 func (d *doc) at(line, col int, msg string) *Error {
-	return &Error{File: d.name, Line: d.lines.source(line), Col: col, Key: d.keyAt(line, col), Msg: msg}
+	return &Error{File: d.name, Line: d.source(line), Col: col, Key: d.keyAt(line, col), Msg: msg}
 }
 
 // lookup finds the place of a key path, or of its nearest parent that the
@@ -265,7 +288,7 @@ func (d *doc) decodeErrors(err error) ErrorList {
 			if key == "" {
 				key = strings.Join(e.Key(), ".")
 			}
-			list = append(list, &Error{File: d.name, Line: d.lines.source(line), Col: col, Key: key, Msg: "unknown key" + hint(key)})
+			list = append(list, &Error{File: d.name, Line: d.source(line), Col: col, Key: key, Msg: "unknown key" + hint(key)})
 		}
 		return list
 	}

@@ -57,8 +57,8 @@ func load(f *file) (*Policy, error) {
 	if err != nil {
 		return nil, err
 	}
-	if errs := p.checkMerged(&doc{name: f.name}); len(errs) > 0 {
-		return nil, errs
+	if errs := p.checkMerged(l.docs); len(errs) > 0 {
+		return nil, errs.sorted()
 	}
 	p.Files = l.files
 	return p, nil
@@ -128,6 +128,7 @@ func (fsSource) embedded() bool                  { return true }
 type loader struct {
 	stack []*file  // the files being loaded, the including ones first
 	files []string // every file read, in order
+	docs  []*doc   // every file loaded, each after its includes
 }
 
 // open reads the file name, relative to from, and puts it on the stack.
@@ -178,11 +179,22 @@ type file1 struct {
 // load renders, decodes and checks one file, then loads its includes and
 // merges them under it.
 func (l *loader) load(f *file) (*Policy, error) {
-	rendered, lines, err := l.render(f)
+	rendered, _, err := l.render(f, false)
 	if err != nil {
 		return nil, err
 	}
-	d := &doc{name: f.name, rendered: rendered, lines: lines}
+	d := &doc{name: f.name, rendered: rendered}
+	// Which line of the file as written each rendered line came from is
+	// only needed for an error: it renders the file again, with marks.
+	stack := append([]*file(nil), l.stack...)
+	d.lines = func() lineMap {
+		again := &loader{stack: stack}
+		out, lines, err := again.render(f, true)
+		if err != nil || !bytes.Equal(out, rendered) {
+			return nil // the template did not render the same: no mapping
+		}
+		return lines
+	}
 	var raw map[string]any
 	if err := toml.Unmarshal(rendered, &raw); err != nil {
 		return nil, d.decodeErrors(err)
@@ -202,10 +214,11 @@ func (l *loader) load(f *file) (*Policy, error) {
 			return nil, d.decodeErrors(err)
 		}
 		if errs := v.check(d); len(errs) > 0 {
-			return nil, errs
+			return nil, errs.sorted()
 		}
 		p := v.convert()
 		p.Format = Format05
+		l.docs = append(l.docs, d)
 		return p, nil
 	}
 	var v file1
@@ -213,7 +226,7 @@ func (l *loader) load(f *file) (*Policy, error) {
 		return nil, d.decodeErrors(err)
 	}
 	if errs := v.Policy.check(d); len(errs) > 0 {
-		return nil, errs
+		return nil, errs.sorted()
 	}
 	merged := &Policy{}
 	for i, name := range v.Include {
@@ -231,6 +244,7 @@ func (l *loader) load(f *file) (*Policy, error) {
 	}
 	p := merge(merged, &v.Policy)
 	p.Format = Format1
+	l.docs = append(l.docs, d)
 	return p, nil
 }
 
@@ -313,14 +327,12 @@ func detect(d *doc, raw map[string]any) (Format, error) {
 	if mounts, ok := raw["mounts"].([]any); ok {
 		for i, m := range mounts {
 			t, _ := m.(map[string]any)
-			for _, k := range []string{"target", "fstype"} {
-				if _, ok := t[k]; ok {
-					in05 = append(in05, fmt.Sprintf("mounts[%d].%s", i, k))
-				}
-			}
-			for _, k := range []string{"destination", "type"} {
-				if _, ok := t[k]; ok {
-					in1 = append(in1, fmt.Sprintf("mounts[%d].%s", i, k))
+			for _, k := range []struct {
+				name string
+				in   *[]string
+			}{{"target", &in05}, {"fstype", &in05}, {"destination", &in1}, {"type", &in1}} {
+				if _, ok := t[k.name]; ok {
+					*k.in = append(*k.in, fmt.Sprintf("mounts[%d].%s", i, k.name))
 				}
 			}
 		}
@@ -354,7 +366,7 @@ func detect(d *doc, raw map[string]any) (Format, error) {
 		k05, k1 := first(in05), first(in1)
 		p1, _ := d.lookup(k1)
 		return 0, ErrorList{d.errAt(k05, "a 0.5 policy key, but %s (line %d) is a 1.x config key; a file is written in one format or the other%s",
-			k1, d.lines.source(p1.line), hint(k05))}
+			k1, d.source(p1.line), hint(k05))}
 	case len(in05) > 0:
 		return Format05, nil
 	}

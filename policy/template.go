@@ -30,9 +30,10 @@ const (
 
 // render runs a file's text through text/template. Every action that
 // prints gets the value function appended to its pipeline, so what it
-// prints is a TOML value: a string is quoted, whatever it holds. It also
-// returns, for each line of the output, the template line it came from.
-func (l *loader) render(f *file) ([]byte, lineMap, error) {
+// prints is a TOML value: a string is quoted, whatever it holds. With
+// marks, it also returns, for each line of the output, the template line
+// it came from.
+func (l *loader) render(f *file, marks bool) ([]byte, lineMap, error) {
 	text := string(f.text)
 	t := template.New(f.name).Option("missingkey=error").Funcs(l.funcs(f))
 	var out countingBuffer
@@ -52,7 +53,7 @@ func (l *loader) render(f *file) ([]byte, lineMap, error) {
 	}
 	for _, tt := range t.Templates() {
 		if tt.Tree != nil {
-			instrument(tt.Tree.Root, text)
+			instrument(tt.Tree.Root, text, marks)
 		}
 	}
 	lines = lineMap{0, 1}
@@ -82,7 +83,7 @@ func (b *countingBuffer) Write(p []byte) (int, error) {
 // instrument rewrites a parsed template: actions that print get the value
 // function, and after each newline of literal text a mark records the
 // template line that follows.
-func instrument(list *parse.ListNode, text string) {
+func instrument(list *parse.ListNode, text string, marks bool) {
 	if list == nil {
 		return
 	}
@@ -94,17 +95,19 @@ func instrument(list *parse.ListNode, text string) {
 				n.Pipe.Cmds = append(n.Pipe.Cmds, call(n.Pos, valueFunc))
 			}
 		case *parse.TextNode:
-			nodes = append(nodes, splitText(n, text)...)
-			continue
+			if marks {
+				nodes = append(nodes, splitText(n, text)...)
+				continue
+			}
 		case *parse.IfNode:
-			instrument(n.List, text)
-			instrument(n.ElseList, text)
+			instrument(n.List, text, marks)
+			instrument(n.ElseList, text, marks)
 		case *parse.RangeNode:
-			instrument(n.List, text)
-			instrument(n.ElseList, text)
+			instrument(n.List, text, marks)
+			instrument(n.ElseList, text, marks)
 		case *parse.WithNode:
-			instrument(n.List, text)
-			instrument(n.ElseList, text)
+			instrument(n.List, text, marks)
+			instrument(n.ElseList, text, marks)
 		}
 		nodes = append(nodes, n)
 	}
@@ -116,6 +119,7 @@ func splitText(n *parse.TextNode, text string) []parse.Node {
 	var nodes []parse.Node
 	rest := n.Text
 	pos := int(n.Pos)
+	line := 1 + strings.Count(text[:min(pos, len(text))], "\n")
 	for {
 		i := bytes.IndexByte(rest, '\n')
 		if i < 0 {
@@ -125,7 +129,7 @@ func splitText(n *parse.TextNode, text string) []parse.Node {
 		nodes = append(nodes, seg)
 		rest = rest[i+1:]
 		pos += i + 1
-		line := 1 + strings.Count(text[:min(pos, len(text))], "\n")
+		line++
 		mark := call(parse.Pos(pos), markFunc)
 		mark.Args = append(mark.Args, &parse.NumberNode{NodeType: parse.NodeNumber, Pos: parse.Pos(pos),
 			IsInt: true, IsFloat: true, Int64: int64(line), Float64: float64(line), Text: strconv.Itoa(line)})
@@ -286,10 +290,11 @@ func (l *loader) funcs(f *file) template.FuncMap {
 				return "", err
 			}
 			defer l.pop()
-			out, _, err := l.render(inc)
+			out, _, err := l.render(inc, false)
 			return rawTOML(out), err
 		},
 		"fail": func(msg string) (rawTOML, error) { return "", errors.New(msg) },
+		"list": func(items ...any) []any { return items },
 	}
 }
 

@@ -1,10 +1,11 @@
 package policy
 
 import (
-	"fmt"
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/hakoniwa-go/hakoniwa/internal/mountopt"
 )
 
 // maxID is the largest uid or gid (4294967295 is "no id").
@@ -21,7 +22,7 @@ const notBuilt = "%s is not built into this version of hakoniwa yet"
 func (p *Policy) Validate() error {
 	d := &doc{}
 	errs := p.check(d)
-	errs = append(errs, p.checkMerged(d)...)
+	errs = append(errs, p.checkMerged([]*doc{d})...)
 	if len(errs) > 0 {
 		return errs
 	}
@@ -69,6 +70,8 @@ func (p *Policy) check(d *doc) ErrorList {
 			}
 			if m.Type != "tmpfs" && m.Options != "" {
 				add(d.errAt(key+".options", "only a tmpfs has options"))
+			} else if _, _, err := mountopt.Tmpfs(m.Options); err != nil {
+				add(d.errAt(key+".options", "%v", err))
 			}
 			if m.Type != "tmpfs" && m.RW {
 				add(d.errAt(key+".rw", "a %s is always mounted as hakoniwa makes it; remove rw", m.Type))
@@ -88,7 +91,7 @@ func (p *Policy) check(d *doc) ErrorList {
 			key := index("filesystem.dirs", i)
 			add(checkAbs(d, key+".destination", dir.Destination))
 			if dir.Mode != "" {
-				if _, err := ParseMode(dir.Mode); err != nil {
+				if _, err := mountopt.DirMode(dir.Mode); err != nil {
 					add(d.errAt(key+".mode", "%v", err))
 				}
 			}
@@ -210,9 +213,12 @@ func (p *Policy) check(d *doc) ErrorList {
 }
 
 // checkMerged finds the problems that only show once every include is
-// merged, in keys that several files may set.
-func (p *Policy) checkMerged(d *doc) ErrorList {
+// merged, in keys that several files may set. docs are the files in the
+// order they were merged (each file after its includes): an error is
+// placed in the last one that sets the key, the one whose value won.
+func (p *Policy) checkMerged(docs []*doc) ErrorList {
 	var errs ErrorList
+	d := &multiDoc{docs}
 	share := p.Shares()
 	if p.Hostname != nil && share["uts"] {
 		errs = append(errs, d.errAt("hostname", "the hostname cannot be set with the uts namespace shared"))
@@ -237,6 +243,18 @@ func (p *Policy) checkMerged(d *doc) ErrorList {
 		}
 	}
 	return errs
+}
+
+// multiDoc places an error in the last of several files that has the key.
+type multiDoc struct{ docs []*doc }
+
+func (m *multiDoc) errAt(key, format string, args ...any) *Error {
+	for i := len(m.docs) - 1; i >= 0; i-- {
+		if _, ok := m.docs[i].lookup(key); ok {
+			return m.docs[i].errAt(key, format, args...)
+		}
+	}
+	return m.docs[0].errAt(key, format, args...)
 }
 
 // Shares returns, for each namespace type the policy names, whether it is
@@ -292,16 +310,4 @@ func checkLimit(d *doc, key, typ string, v uint64) *Error {
 		}
 	}
 	return d.errAt(key+".type", "unknown limit %q (want %s)", typ, strings.Join(LimitTypes, ", "))
-}
-
-// ParseMode parses an octal mode such as "755" or "0700" for a directory.
-func ParseMode(s string) (uint32, error) {
-	v, err := strconv.ParseUint(s, 8, 32)
-	if err != nil || v > 0o7777 {
-		return 0, fmt.Errorf("bad mode %q: want octal, such as 755", s)
-	}
-	if v == 0 {
-		return 0, fmt.Errorf("bad mode %q: a directory with mode 0 is unusable", s)
-	}
-	return uint32(v), nil
 }

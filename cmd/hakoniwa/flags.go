@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/hakoniwa-go/hakoniwa"
+	"github.com/hakoniwa-go/hakoniwa/internal/mountopt"
 )
 
 // mountFlags keeps every mount flag in one list, in command-line order, so
@@ -76,14 +77,11 @@ func parseDir(s string) (hakoniwa.Mount, error) {
 	dst, mode, hasMode := strings.Cut(s, ":")
 	m := hakoniwa.Mount{Kind: hakoniwa.KindDir, Target: dst, Mode: 0o700}
 	if hasMode {
-		v, err := strconv.ParseUint(mode, 8, 32)
-		if err != nil || v > 0o7777 {
-			return m, fmt.Errorf("bad mode %q: want octal, such as 755", mode)
+		v, err := mountopt.DirMode(mode)
+		if err != nil {
+			return m, err
 		}
-		if v == 0 {
-			return m, fmt.Errorf("bad mode %q: a directory with mode 0 is unusable", mode)
-		}
-		m.Mode = uint32(v)
+		m.Mode = v
 	}
 	return m, absTarget(dst)
 }

@@ -56,7 +56,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	reached := false
 	root.PersistentPreRun = func(*cobra.Command, []string) { reached = true }
-	err := root.Execute()
+	cmd, err := root.ExecuteC()
 	if err != nil && !reached {
 		// Cobra failed before any command ran: an unknown command or a
 		// bad flag.
@@ -71,7 +71,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return int(code)
 	case errors.As(err, &uerr):
 		fmt.Fprintf(stderr, "hakoniwa: %v\n", uerr.err)
-		fmt.Fprintln(stderr, "Run 'hakoniwa run --help' for usage.")
+		path := "hakoniwa"
+		if cmd != nil {
+			path = cmd.CommandPath()
+		}
+		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", path)
 		return 2
 	default:
 		printError(stderr, err)
@@ -101,6 +105,17 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newRunCmd(stdin, stdout, stderr), newPolicyCmd(stdout), newManCmd(root, stdout))
 	root.CompletionOptions.HiddenDefaultCmd = false
+	// Made now rather than when the command runs, so that `hakoniwa man`
+	// documents it.
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" {
+			c.Args = cobra.NoArgs
+			c.RunE = func(*cobra.Command, []string) error {
+				return usageError{errors.New("completion: want a shell: bash, zsh, fish or powershell")}
+			}
+		}
+	}
 	return root
 }
 
@@ -151,7 +166,12 @@ func newRunCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		Long: `Run COMMAND in a new sandbox: new user, mount, pid, ipc, net, uts and cgroup
 namespaces, and a root on an empty tmpfs that the host never sees. The
 embedded KISS policy binds /bin, /lib, /lib64 and /usr read-only and four
-device files; --policy-file replaces it, and flags apply on top.
+device files; --config FILE (a 1.x config or a 0.5 policy) or --profile NAME
+(see 'hakoniwa policy list') replaces it, and flags apply on top. Without
+COMMAND, the policy's command.cmdline runs, else $SHELL, else /bin/sh.
+
+A COMMAND without a slash is looked up inside the sandbox, in the PATH that
+the policy or -e sets; with no PATH there, in the caller's PATH.
 
 Exit status: the command's own code, 128+N when it was killed by signal N,
 125 when the sandbox failed, 126 when the command could not be executed,
@@ -160,6 +180,9 @@ Exit status: the command's own code, 128+N when it was killed by signal N,
 		RunE: func(c *cobra.Command, args []string) error {
 			f := c.Flags()
 			o.hostnameSet = f.Changed("hostname")
+			if f.Changed("network") && o.network == "" {
+				return usageError{errors.New("--network: want none, loopback or host")}
+			}
 			o.uidSet = f.Changed("uid") || f.Changed("uidmap")
 			o.gidSet = f.Changed("gid") || f.Changed("gidmap")
 			return o.run(c, args, stdin, stdout, stderr)
@@ -287,6 +310,9 @@ func (o *runOptions) container(pol *policy.Policy, log *slog.Logger) (*hakoniwa.
 		}
 		c.ShareNet(false).Loopback(o.network == "loopback")
 	case "host":
+		if o.unshareNet || o.unshareAll {
+			return nil, usageError{errors.New("--network host conflicts with --unshare-network and --unshare-all")}
+		}
 		o.shareNet = true
 	case "pasta", "slirp4netns":
 		return nil, usageError{fmt.Errorf("--network %s: user-mode networking is not built into this version of hakoniwa yet", o.network)}

@@ -31,6 +31,9 @@ func TestMain(m *testing.M) {
 //	status N PROG ARGS...   run PROG and check that it exits with code N
 //	waitfile FILE           wait up to 10s for FILE to exist
 //	mounttmpfs DIR          mount a tmpfs on DIR (root only), unmounted at the end
+//	missing PROG            PROG, a toolchain a block needs, is missing: fail
+//	                        under CI (which must install it, see .ci/run), else
+//	                        log that the block is left out
 //
 // and the conditions [root] and [unprivileged], the latter true in the rerun
 // as uid 65534.
@@ -92,6 +95,15 @@ func TestScripts(t *testing.T) {
 						ts.Fatalf("waitfile: %s did not appear within 10s", args[0])
 					}
 				}
+			},
+			"missing": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 1 {
+					ts.Fatalf("usage: missing PROG")
+				}
+				if ci := os.Getenv("CI"); ci != "" && ci != "0" && ci != "false" {
+					ts.Fatalf("%s is missing, and CI=%s: .ci/run must install it", args[0], ci)
+				}
+				ts.Logf("%s is missing: the block that needs it is left out", args[0])
 			},
 			"mounttmpfs": func(ts *testscript.TestScript, neg bool, args []string) {
 				if neg || len(args) != 1 {

@@ -38,7 +38,7 @@ func manPage(root *cobra.Command) string {
 			if sub.Hidden || sub.Name() == "help" {
 				continue
 			}
-			if sub.Runnable() {
+			if sub.Runnable() && !sub.HasSubCommands() {
 				cmds = append(cmds, sub)
 			}
 			walk(sub)
@@ -46,7 +46,11 @@ func manPage(root *cobra.Command) string {
 	}
 	walk(root)
 	for _, c := range cmds {
-		fmt.Fprintf(&b, ".B %s\n%s\n.br\n", roff(c.Parent().CommandPath()+" "+c.Name()), roff(strings.TrimPrefix(c.Use, c.Name())))
+		fmt.Fprintf(&b, ".B %s\n", roff(c.CommandPath()))
+		if args := strings.TrimSpace(strings.TrimPrefix(c.Use, c.Name())); args != "" {
+			b.WriteString(roffLine(args) + "\n")
+		}
+		b.WriteString(".br\n")
 	}
 	b.WriteString(".SH DESCRIPTION\n")
 	paragraphs(&b, "hakoniwa runs commands in Linux sandboxes built from namespaces, mounts and resource limits, and reports how they ended. See the README for the policy formats and the profiles.")

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -19,6 +21,10 @@ func newPolicyCmd(stdout io.Writer) *cobra.Command {
 		Short: "Check, show and list sandbox policies",
 		Long: `Check, show and list sandbox policies: 1.x config files (--config) and
 0.5 policy files (--policy-file), and the built-in profiles (--profile).`,
+		Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			return usageError{errors.New("policy: want a subcommand: check, show or list")}
+		},
 	}
 	cmd.AddCommand(newPolicyCheckCmd(stdout), newPolicyShowCmd(stdout), newPolicyListCmd(stdout))
 	return cmd
@@ -53,9 +59,12 @@ The exit status is 0 when every FILE is valid, and 1 when one is not.`,
 					bad = true
 					var list policy.ErrorList
 					var one *policy.Error
+					var pe *fs.PathError
 					switch {
 					case errors.As(err, &list), errors.As(err, &one):
 						fmt.Fprintln(stdout, err)
+					case errors.As(err, &pe) && pe.Path == name:
+						fmt.Fprintf(stdout, "%s: %v\n", name, pe.Err)
 					default:
 						fmt.Fprintf(stdout, "%s: %v\n", name, err)
 					}
@@ -116,7 +125,7 @@ a valid config file, so it is a starting point for a policy of your own.`,
 				out, err = p.JSON()
 			} else {
 				out, err = p.TOML()
-				header := fmt.Sprintf("# The effective policy of %s, rendered and merged.\n", strings.Join(p.Files, ", "))
+				header := fmt.Sprintf("# The effective policy of %s, rendered and merged.\n", fileList(p.Files))
 				out = append([]byte(header), out...)
 			}
 			if err != nil {
@@ -146,6 +155,20 @@ func newPolicyListCmd(stdout io.Writer) *cobra.Command {
 			return w.Flush()
 		},
 	}
+}
+
+// fileList names files for a TOML comment of one line that rendering as
+// a template leaves alone: a name with an unusual character is quoted,
+// and "{{" is broken up.
+func fileList(files []string) string {
+	names := make([]string, len(files))
+	for i, f := range files {
+		if strconv.Quote(f) != `"`+f+`"` || strings.ContainsAny(f, " ,") {
+			f = strconv.Quote(f)
+		}
+		names[i] = strings.ReplaceAll(f, "{{", "{ {")
+	}
+	return strings.Join(names, ", ")
 }
 
 // completeEnv completes NAME of --setenv from the caller's environment.
