@@ -1,8 +1,11 @@
 package policy
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -74,6 +77,7 @@ func (l ErrorList) Unwrap() []error {
 // into a place in the file as written.
 type doc struct {
 	name     string
+	text     []byte // the file as written
 	rendered []byte
 	lines    func() lineMap // maps the rendered lines back, computed on first use
 	lineMap  lineMap
@@ -102,6 +106,42 @@ func (d *doc) source(line int) int {
 	return d.lineMap.source(line)
 }
 
+// column returns the column in the file as written of a place in the
+// rendered text. An action before it on the line printed something else
+// than it is written as; the text after the place is then looked for at
+// the end of the line as written, which is where it is when no action
+// follows it. Otherwise the rendered column is the best there is.
+func (d *doc) column(line, col int) int {
+	rendered := lineOf(d.rendered, line)
+	written := lineOf(d.text, d.source(line))
+	if rendered == nil || written == nil || bytes.Equal(rendered, written) || col < 1 || col > len(rendered)+1 {
+		return col
+	}
+	rest := rendered[col-1:]
+	if len(rest) > 0 && bytes.HasSuffix(written, rest) {
+		return len(written) - len(rest) + 1
+	}
+	return col
+}
+
+// lineOf returns line n (from 1) of text, without its newline, or nil.
+func lineOf(text []byte, n int) []byte {
+	if n < 1 || text == nil {
+		return nil
+	}
+	for i := 1; i < n; i++ {
+		j := bytes.IndexByte(text, '\n')
+		if j < 0 {
+			return nil
+		}
+		text = text[j+1:]
+	}
+	if j := bytes.IndexByte(text, '\n'); j >= 0 {
+		text = text[:j]
+	}
+	return text
+}
+
 func (m lineMap) source(line int) int {
 	if m == nil || line <= 0 {
 		return line
@@ -117,7 +157,7 @@ func (m lineMap) source(line int) int {
 func (d *doc) errAt(key, format string, args ...any) *Error {
 	e := &Error{File: d.name, Key: key, Msg: fmt.Sprintf(format, args...)}
 	if p, ok := d.lookup(key); ok {
-		e.Line, e.Col = d.source(p.line), p.col
+		e.Line, e.Col = d.source(p.line), d.column(p.line, p.col)
 	}
 	return e
 }
@@ -125,7 +165,7 @@ func (d *doc) errAt(key, format string, args ...any) *Error {
 // at returns an Error at a place of the rendered text, naming the key
 // found there.
 func (d *doc) at(line, col int, msg string) *Error {
-	return &Error{File: d.name, Line: d.source(line), Col: col, Key: d.keyAt(line, col), Msg: msg}
+	return &Error{File: d.name, Line: d.source(line), Col: d.column(line, col), Key: d.keyAt(line, col), Msg: msg}
 }
 
 // lookup finds the place of a key path, or of its nearest parent that the
@@ -204,7 +244,10 @@ func (d *doc) build() {
 		var last *unstable.Node
 		for key.Next() {
 			last = key.Node()
-			path = joinKey(path, string(last.Data))
+			path = joinKey(path, keyPart(string(last.Data)))
+			if !key.IsLast() {
+				add(path, last) // a table that a dotted key makes
+			}
 			if n, ok := arrays[path]; ok && !key.IsLast() {
 				path = fmt.Sprintf("%s[%d]", path, n-1)
 			}
@@ -269,6 +312,21 @@ func (d *doc) build() {
 	sort.SliceStable(d.keys, func(i, j int) bool { return d.keys[i].pos.before(d.keys[j].pos) })
 }
 
+// keyPart writes one part of a key path: as it is when it is a bare TOML
+// key (or "@include"), else quoted.
+func keyPart(k string) string {
+	bare := k != ""
+	for _, r := range k {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '@') {
+			bare = false
+		}
+	}
+	if bare {
+		return k
+	}
+	return Quote(k)
+}
+
 func joinKey(prefix, key string) string {
 	if prefix == "" {
 		return key
@@ -288,7 +346,7 @@ func (d *doc) decodeErrors(err error) ErrorList {
 			if key == "" {
 				key = strings.Join(e.Key(), ".")
 			}
-			list = append(list, &Error{File: d.name, Line: d.source(line), Col: col, Key: key, Msg: "unknown key" + hint(key)})
+			list = append(list, &Error{File: d.name, Line: d.source(line), Col: d.column(line, col), Key: key, Msg: "unknown key" + hint(key)})
 		}
 		return list
 	}
@@ -335,20 +393,25 @@ func tomlType(goType string) string {
 	return goType
 }
 
-// renamed are keys of the other format, or of older 1.x versions, with
-// what to write instead.
-var renamed = map[string]string{
-	"uidmap":      `uidmaps = [{ container_id = N }]`,
-	"gidmap":      `gidmaps = [{ container_id = N }]`,
-	"share_net":   `namespaces = [{ type = "network", share = true }] in a 1.x file`,
-	"share_uts":   `namespaces = [{ type = "uts", share = true }] in a 1.x file`,
-	"uid":         `uidmaps = [{ container_id = N }] in a 1.x file`,
-	"gid":         `gidmaps = [{ container_id = N }] in a 1.x file`,
-	"files":       `filesystem.files = [{ destination = ..., contents = ... }] in a 1.x file`,
-	"env":         `envs = [{ name = ..., value = ... }] in a 1.x file`,
-	"namespaces":  `share_net or share_uts in a 0.5 file`,
-	"envs":        `[env] NAME = "value" in a 0.5 file`,
-	"filesystem":  `files = [{ target = ..., contents = ... }] in a 0.5 file`,
+// renamedTop are top-level keys of the other format, or of older 1.x
+// versions, with what to write instead.
+var renamedTop = map[string]string{
+	"uidmap":     `uidmaps = [{ container_id = N }]`,
+	"gidmap":     `gidmaps = [{ container_id = N }]`,
+	"share_net":  `namespaces = [{ type = "network", share = true }] in a 1.x file`,
+	"share_uts":  `namespaces = [{ type = "uts", share = true }] in a 1.x file`,
+	"uid":        `uidmaps = [{ container_id = N }] in a 1.x file`,
+	"gid":        `gidmaps = [{ container_id = N }] in a 1.x file`,
+	"files":      `filesystem.files = [{ destination = ..., contents = ... }] in a 1.x file`,
+	"env":        `envs = [{ name = ..., value = ... }] in a 1.x file`,
+	"namespaces": `share_net or share_uts in a 0.5 file`,
+	"envs":       `[env] NAME = "value" in a 0.5 file`,
+	"filesystem": `files = [{ target = ..., contents = ... }] in a 0.5 file`,
+	"limits":     `limits = [{ type = ..., value = ... }] in a 1.x file`,
+}
+
+// renamedMount are the same for the keys of a mount.
+var renamedMount = map[string]string{
 	"target":      `destination in a 1.x file`,
 	"destination": `target in a 0.5 file`,
 	"fstype":      `type in a 1.x file`,
@@ -357,14 +420,83 @@ var renamed = map[string]string{
 	"read_only":   `rw = false (the default)`,
 }
 
+var mountKey = regexp.MustCompile(`^mounts\[\d+\]\.([^.]+)$`)
+
 // hint suggests what to write instead of an unknown key.
 func hint(key string) string {
-	last := key
-	if i := strings.LastIndexByte(key, '.'); i >= 0 {
-		last = key[i+1:]
-	}
-	if s, ok := renamed[last]; ok {
+	if s, ok := renamedTop[key]; ok {
 		return "; write " + s
 	}
+	if m := mountKey.FindStringSubmatch(key); m != nil {
+		if s, ok := renamedMount[m[1]]; ok {
+			return "; write " + s
+		}
+	}
 	return ""
+}
+
+// exactKeys finds the keys of raw, a decoded TOML document, that t's
+// schema does not have, with their exact case: go-toml matches keys to
+// fields without regard to case, but TOML keys are case-sensitive. It also
+// finds a table where the schema wants an array of tables ([mounts] for
+// [[mounts]]), which go-toml would take as a list of one.
+func exactKeys(d *doc, path string, raw any, t reflect.Type, errs *ErrorList) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		m, ok := raw.(map[string]any)
+		if !ok {
+			return // go-toml reports the type
+		}
+		fields := map[string]reflect.Type{}
+		schemaFields(t, fields)
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			p := joinKey(path, keyPart(k))
+			ft, ok := fields[k]
+			if !ok {
+				msg := "unknown key" + hint(p)
+				for name := range fields {
+					if strings.EqualFold(name, k) {
+						msg = fmt.Sprintf("unknown key; keys are case-sensitive: write %s", name)
+					}
+				}
+				*errs = append(*errs, d.errAt(p, "%s", msg))
+				continue
+			}
+			exactKeys(d, p, m[k], ft, errs)
+		}
+	case reflect.Slice:
+		switch v := raw.(type) {
+		case []any:
+			for i, e := range v {
+				exactKeys(d, index(path, i), e, t.Elem(), errs)
+			}
+		case map[string]any:
+			if t.Elem().Kind() == reflect.Struct {
+				*errs = append(*errs, d.errAt(path, "want an array of tables, got a table; write [[%s]] or %s = [{ ... }]", path, path))
+			}
+		}
+	}
+}
+
+// schemaFields collects the TOML keys of a struct's fields, those of
+// embedded structs included.
+func schemaFields(t reflect.Type, fields map[string]reflect.Type) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+			schemaFields(f.Type, fields)
+			continue
+		}
+		if k, ok := tomlKey(f); ok {
+			fields[k] = f.Type
+		}
+	}
 }

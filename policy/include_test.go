@@ -224,8 +224,8 @@ func TestIncludeErrors(t *testing.T) {
 			"include cycle: " + p("a.toml") + " -> " + p("b.toml") + " -> " + p("a.toml")},
 		{"missing.toml", place{p("missing.toml"), 3, 3, "@include[1]"},
 			p("nope.toml") + ": no such file or directory"},
-		{"v05.toml", place{File: p("policy05.toml")},
-			"a 0.5 policy cannot be included (by " + p("v05.toml") + "); write it in the 1.x format"},
+		{"v05.toml", place{p("v05.toml"), 1, 15, "@include[0]"},
+			p("policy05.toml") + " is a 0.5 policy, which cannot be included; write it in the 1.x format"},
 		{"bad.toml", place{p("sub/bad.toml"), 3, 13, "mounts[0].source"}, `"rel" is not an absolute path`},
 		{"badtoml.toml", place{p("sub/badtoml.toml"), 2, 12, "hostname"}, "want a string, got a TOML integer"},
 		{"badtmpl.toml", place{p("sub/badtmpl.toml"), 3, -1, "template"}, "boom"},
@@ -358,7 +358,7 @@ func TestLoadFS(t *testing.T) {
 		{"missing.toml", place{"missing.toml", 1, 25, "@include[1]"}, "nope.toml: file does not exist"},
 		{"textabs.toml", place{"textabs.toml", 1, -1, "template"}, "include: /etc/passwd: a built-in profile can only include built-in files"},
 		{"textmissing.toml", place{"textmissing.toml", 2, -1, "template"}, "include: nope.toml: file does not exist"},
-		{"v05.toml", place{File: "inc/v05.toml"}, "a 0.5 policy cannot be included (by v05.toml)"},
+		{"v05.toml", place{"v05.toml", 1, 15, "@include[0]"}, "inc/v05.toml is a 0.5 policy, which cannot be included"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

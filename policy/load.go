@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 
@@ -48,7 +49,7 @@ func load(f *file) (*Policy, error) {
 	l := &loader{}
 	key, err := f.src.key(f.name)
 	if err != nil {
-		return nil, err
+		return nil, &Error{File: f.name, Msg: err.Error()}
 	}
 	f.key = key
 	l.stack = []*file{f}
@@ -170,6 +171,10 @@ func (l *loader) open(from *file, name string) (*file, error) {
 
 func (l *loader) pop() { l.stack = l.stack[:len(l.stack)-1] }
 
+// errIncluded05 is what loading an included 0.5 file returns; the
+// including file places the error.
+var errIncluded05 = errors.New("a 0.5 policy cannot be included")
+
 // file1 is a 1.x file as written: the policy and its includes.
 type file1 struct {
 	Include []string `toml:"@include"`
@@ -183,7 +188,7 @@ func (l *loader) load(f *file) (*Policy, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &doc{name: f.name, rendered: rendered}
+	d := &doc{name: f.name, text: f.text, rendered: rendered}
 	// Which line of the file as written each rendered line came from is
 	// only needed for an error: it renders the file again, with marks.
 	stack := append([]*file(nil), l.stack...)
@@ -203,11 +208,20 @@ func (l *loader) load(f *file) (*Policy, error) {
 	if err != nil {
 		return nil, err
 	}
+	var schema reflect.Type = reflect.TypeOf(file1{})
+	if format == Format05 {
+		schema = reflect.TypeOf(v05{})
+	}
+	var keyErrs ErrorList
+	exactKeys(d, "", raw, schema, &keyErrs)
+	if len(keyErrs) > 0 {
+		return nil, keyErrs.sorted()
+	}
 	dec := toml.NewDecoder(bytes.NewReader(rendered))
 	dec.DisallowUnknownFields()
 	if format == Format05 {
 		if len(l.stack) > 1 {
-			return nil, &Error{File: f.name, Msg: fmt.Sprintf("a 0.5 policy cannot be included (by %s); write it in the 1.x format", l.stack[len(l.stack)-2].name)}
+			return nil, errIncluded05
 		}
 		var v v05
 		if err := dec.Decode(&v); err != nil {
@@ -237,6 +251,9 @@ func (l *loader) load(f *file) (*Policy, error) {
 		}
 		p, err := l.load(inc)
 		l.pop()
+		if err == errIncluded05 {
+			return nil, ErrorList{d.errAt(key, "%s is a 0.5 policy, which cannot be included; write it in the 1.x format", inc.name)}
+		}
 		if err != nil {
 			return nil, err
 		}

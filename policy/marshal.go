@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"reflect"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // TOML returns the policy as a 1.x config file that loads back to the same
@@ -15,6 +17,9 @@ import (
 // written "{\u007B", so that rendering the file as a template leaves it
 // alone.
 func (p *Policy) TOML() ([]byte, error) {
+	if err := representable(reflect.ValueOf(p).Elem(), ""); err != nil {
+		return nil, err
+	}
 	var b bytes.Buffer
 	v := reflect.ValueOf(p).Elem()
 	t := v.Type()
@@ -43,6 +48,40 @@ func (p *Policy) TOML() ([]byte, error) {
 		}
 	}
 	return bytes.ReplaceAll(b.Bytes(), []byte("{{"), []byte(`{\u007B`)), nil
+}
+
+// representable checks that TOML can hold every value of v: integers up to
+// math.MaxInt64, and strings of UTF-8.
+func representable(v reflect.Value, key string) error {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if !v.IsNil() {
+			return representable(v.Elem(), key)
+		}
+	case reflect.String:
+		if !utf8.ValidString(v.String()) {
+			return fmt.Errorf("%s: %q is not UTF-8, which TOML cannot hold", key, v.String())
+		}
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		if v.Uint() > math.MaxInt64 {
+			return fmt.Errorf("%s: %d is larger than TOML's largest integer", key, v.Uint())
+		}
+	case reflect.Slice:
+		for i := 0; i < v.Len(); i++ {
+			if err := representable(v.Index(i), index(key, i)); err != nil {
+				return err
+			}
+		}
+	case reflect.Struct:
+		for i := 0; i < v.NumField(); i++ {
+			if k, ok := tomlKey(v.Type().Field(i)); ok {
+				if err := representable(v.Field(i), joinKey(key, k)); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // tomlKey returns a field's key, and whether it is written at all.

@@ -41,8 +41,10 @@ func (l *loader) render(f *file, marks bool) ([]byte, lineMap, error) {
 	t.Funcs(template.FuncMap{
 		valueFunc: tomlValue,
 		markFunc: func(line int) rawTOML {
+			// Lines that an action wrote (a file included as text) come
+			// from the line of the action: the last one marked.
 			for len(lines) <= out.lines {
-				lines = append(lines, line)
+				lines = append(lines, lines[len(lines)-1])
 			}
 			lines[out.lines] = line
 			return ""
@@ -155,13 +157,15 @@ func templateError(name string, err error) error {
 	msg := err.Error()
 	var fe *Error
 	if errors.As(err, &fe) {
-		return err // from an included file, already placed
+		return fe // from a file included as text, already placed there
 	}
 	if m := templatePlace.FindStringSubmatch(msg); m != nil && m[1] == name {
 		line, _ := strconv.Atoi(m[2])
-		col, _ := strconv.Atoi(m[3])
-		if col == 0 {
-			col = 1
+		col := 1 // a parse error names no column
+		if m[3] != "" {
+			// text/template counts columns from 0.
+			c, _ := strconv.Atoi(m[3])
+			col = c + 1
 		}
 		msg := m[4]
 		// "executing "x" at <os_env 1>: error calling os_env: ..." ->

@@ -512,11 +512,9 @@ func TestFuncInclude(t *testing.T) {
 	wantMsg(t, msg, "include: "+filepath.Join(dir, "none.toml")+": no such file or directory")
 }
 
-// TestBugIncludeErrorWrapped: an error in a file included as text comes
-// back wrapped in text/template's error, not as the *Error that names the
-// included file: templateError returns err where it means the *Error it
-// found.
-func TestBugIncludeErrorWrapped(t *testing.T) {
+// TestIncludeErrorWrapped: an error in a file included as text comes back
+// as the *Error that names the included file and its line.
+func TestIncludeErrorWrapped(t *testing.T) {
 	dir := writeTree(t, t.TempDir(), map[string]string{
 		"inc.toml":  "hostname = \"x\"\n{{ nope }}\n",
 		"main.toml": "{{ include \"inc.toml\" }}\n",
@@ -527,7 +525,7 @@ func TestBugIncludeErrorWrapped(t *testing.T) {
 	}
 	want := filepath.Join(dir, "inc.toml") + `:2:1: template: function "nope" not defined`
 	if err.Error() != want {
-		t.Skipf("BUG: the error is %T %q, want the included file's *Error %q", err, err, want)
+		t.Fatalf("the error is %T %q, want the included file's *Error %q", err, err, want)
 	}
 }
 
@@ -546,14 +544,13 @@ func TestFuncFail(t *testing.T) {
 	}
 }
 
-// TestBugTemplateColumns: the columns of template errors are 0-based
-// (text/template's byte offsets), where every other error's is 1-based
-// (the first character of a line is column 1).
-func TestBugTemplateColumns(t *testing.T) {
+// TestTemplateColumns: the columns of template errors count from 1, like
+// every other error's (text/template's count from 0).
+func TestTemplateColumns(t *testing.T) {
 	errs := parseErr(t, "p.toml", "hostname = {{ fail \"boom\" }}\n")
 	// "fail" starts at column 15.
 	if got := placeOf(errs[0]); got != (place{"p.toml", 1, 15, "template"}) {
-		t.Skipf("BUG: fail at column 15 is reported at %+v", got)
+		t.Fatalf("fail at column 15 is reported at %+v", got)
 	}
 }
 
@@ -706,23 +703,22 @@ func TestLineMapping(t *testing.T) {
 	wantMsg(t, errs[0].Msg, "namespaces (line 4)")
 }
 
-// TestBugIncludeTextLines: in a file included as text, only the first
-// line of its output maps to the line of the include action; the next
-// lines map to the lines after it.
-func TestBugIncludeTextLines(t *testing.T) {
+// TestIncludeTextLines: every line of a file included as text maps to
+// the line of the include action.
+func TestIncludeTextLines(t *testing.T) {
 	dir := writeTree(t, t.TempDir(), map[string]string{"inc.toml": "a = 1\nb = 2\n"})
 	errs := parseErr(t, filepath.Join(dir, "main.toml"), "{{ include \"inc.toml\" }}\nhostname = \"x\"\n")
 	if len(errs) != 2 || errs[0].Line != 1 || errs[0].Key != "a" || errs[1].Key != "b" {
 		t.Fatalf("errors %v", ErrorList(errs))
 	}
 	if errs[1].Line != 1 {
-		t.Skipf("BUG: b (from the include on line 1) is reported on line %d, which is `hostname = \"x\"`", errs[1].Line)
+		t.Fatalf("b (from the include on line 1) is reported on line %d, which is `hostname = \"x\"`", errs[1].Line)
 	}
 }
 
-// TestBugColumnsAfterAction: a column after a printing action on the same
-// line is the rendered text's, not the file's as written.
-func TestBugColumnsAfterAction(t *testing.T) {
+// TestColumnsAfterAction: a column after a printing action on the same
+// line is the file's as written, not the rendered text's.
+func TestColumnsAfterAction(t *testing.T) {
 	t.Setenv("HAKONIWA_TEST_SRC", "/a")
 	text := "mounts = [{ source = {{ os_env \"HAKONIWA_TEST_SRC\" }}, type = \"bad\" }]\n"
 	errs := parseErr(t, "p.toml", text)
@@ -731,6 +727,6 @@ func TestBugColumnsAfterAction(t *testing.T) {
 		t.Fatalf("errors %v", ErrorList(errs))
 	}
 	if got := placeOf(errs[0]); got != want {
-		t.Skipf("BUG: error at %+v, want %+v (the column of the rendered line)", got, want)
+		t.Fatalf("error at %+v, want %+v (the column of the rendered line)", got, want)
 	}
 }

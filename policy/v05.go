@@ -108,7 +108,7 @@ func (v *v05) check(d *doc) ErrorList {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		add(checkEnv(d, "env."+name, name, v.Env[name]))
+		add(checkEnv(d, "env."+keyPart(name), name, v.Env[name]))
 	}
 	for i, l := range v.Limits.values() {
 		if l != nil {

@@ -101,6 +101,8 @@ func (p *Policy) check(d *doc) ErrorList {
 			add(checkAbs(d, key+".link", s.Link))
 			if s.Original == "" {
 				add(d.errAt(key+".original", "the link needs a target"))
+			} else if strings.IndexByte(s.Original, 0) >= 0 {
+				add(d.errAt(key+".original", "%q contains a NUL byte", s.Original))
 			}
 		}
 	}
