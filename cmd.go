@@ -190,7 +190,7 @@ func (cmd *Cmd) Start() error {
 			if se.Kind == nsexec.OpExec && se.Errno == unix.ENOENT {
 				err = fmt.Errorf("%w: the program, or the interpreter it needs (its #! line's, or an ELF loader such as /lib64/ld-linux-x86-64.so.2), is missing inside the sandbox", se.Errno)
 			}
-			if se.Kind == nsexec.OpCheckProgram && se.Errno == unix.ELOOP {
+			if (se.Kind == nsexec.OpCheckProgram || se.Kind == nsexec.OpSearch) && se.Errno == unix.ELOOP {
 				err = fmt.Errorf("the program or its #! interpreter goes through a magic link such as /proc/self/exe, which could name a file outside the sandbox (%w)", se.Errno)
 			}
 			if se.Kind == nsexec.OpOpen && se.Errno == unix.ELOOP {

@@ -197,12 +197,15 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*nsexec.Program, err
 				dirs = v
 			}
 		}
+		// As execvp: each entry joined as text (so that the kernel, not
+		// us, resolves "..", and a symlink before it), and an empty
+		// entry, or an empty PATH, meaning the cwd.
 		var paths []string
-		for _, dir := range filepath.SplitList(dirs) {
+		for _, dir := range strings.Split(dirs, ":") {
 			if dir == "" {
 				dir = "."
 			}
-			paths = append(paths, path.Join(dir, cmd.path))
+			paths = append(paths, strings.TrimSuffix(dir, "/")+"/"+cmd.path)
 		}
 		b.Search(cmd.path, paths, fmt.Sprintf("look up %s in the sandbox's PATH (%s)", cmd.path, dirs))
 	default:
@@ -417,13 +420,6 @@ func (c *Container) entries(log *slog.Logger) ([]entry, error) {
 // right before everything below it.
 func pathLess(a, b string) bool {
 	return strings.ReplaceAll(a, "/", "\x00") < strings.ReplaceAll(b, "/", "\x00")
-}
-
-// CheckTmpfsOptions reports whether options, such as "size=64M,mode=1777",
-// are valid for a tmpfs mount.
-func CheckTmpfsOptions(options string) error {
-	_, _, err := mountopt.Tmpfs(options)
-	return err
 }
 
 // layout emits the steps that build the new root.

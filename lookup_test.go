@@ -66,8 +66,11 @@ func TestLookPathInside(t *testing.T) {
 		// the path found must then exist inside too.
 		{"no PATH: caller's", "-", "sh", "", 0, ""},
 		{"no PATH: found on the host only", "-", "hk-host-only-tool", "", 127, "no such file or directory"},
+		{"only a directory", "/t/dir", "tool", "", 126, "permission denied"},
+		{"dot-dot joined as text", "/t/a/../b", "tool", "b/tool\n", 0, ""},
 		// A magic link is never executed, even when PATH leads to one.
-		{"magic link", "/proc/self", "exe", "", 127, "command not found"},
+		{"magic link", "/proc/self", "exe", "", 126, "magic link"},
+		{"through a magic link", "/proc/self/root/t/a", "tool", "", 126, "magic link"},
 	}
 	t.Setenv("PATH", filepath.Join(dir, "hostonly")+":/usr/bin:/bin")
 	for _, tt := range tests {

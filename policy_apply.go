@@ -41,7 +41,7 @@ func (c *Container) ApplyPolicy(p *policy.Policy) error {
 		}
 	}
 	if p.Network != nil {
-		c.Loopback(p.Network.Mode == "loopback")
+		c.ShareNet(p.Network.Mode == "host").Loopback(p.Network.Mode == "loopback")
 	}
 	if len(p.UIDMaps) == 1 {
 		c.UID(int64(p.UIDMaps[0].ContainerID))

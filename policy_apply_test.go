@@ -70,6 +70,26 @@ ulimit -n; env | sort; ls /dev | tr '\n' ' '; echo; exec 3<>/dev/tcp/127.0.0.1/1
 	}
 }
 
+// TestApplyPolicyNetwork checks that the policy's network mode wins over
+// what the Container had, as every other setting of the policy does.
+func TestApplyPolicyNetwork(t *testing.T) {
+	for mode, want := range map[string]string{"none": "Network is unreachable", "loopback": "Connection refused"} {
+		c := New().ShareNet(true)
+		if err := c.ApplyPolicy(&policy.Policy{
+			Network: &policy.Network{Mode: mode},
+			Mounts:  []policy.Mount{{Source: "/usr"}},
+			Filesystem: &policy.Filesystem{Symlinks: []policy.Symlink{
+				{Original: "usr/bin", Link: "/bin"}, {Original: "usr/lib", Link: "/lib"}, {Original: "usr/lib64", Link: "/lib64"}}},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		out, _ := c.Command("/bin/bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/1 2>&1").CombinedOutput()
+		if !strings.Contains(string(out), want) {
+			t.Errorf("mode %s: %q, want %q", mode, out, want)
+		}
+	}
+}
+
 // TestApplyPolicyErrors checks that a policy built in Go is checked as a
 // loaded one is, and that a failed ApplyPolicy leaves the Container as it
 // was.

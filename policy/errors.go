@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
@@ -450,8 +451,7 @@ func exactKeys(d *doc, path string, raw any, t reflect.Type, errs *ErrorList) {
 		if !ok {
 			return // go-toml reports the type
 		}
-		fields := map[string]reflect.Type{}
-		schemaFields(t, fields)
+		fields := fieldsOf(t)
 		keys := make([]string, 0, len(m))
 		for k := range m {
 			keys = append(keys, k)
@@ -484,6 +484,20 @@ func exactKeys(d *doc, path string, raw any, t reflect.Type, errs *ErrorList) {
 			}
 		}
 	}
+}
+
+// fieldCache holds fieldsOf's results, by type.
+var fieldCache sync.Map
+
+// fieldsOf returns the TOML keys of a struct's fields and their types.
+func fieldsOf(t reflect.Type) map[string]reflect.Type {
+	if f, ok := fieldCache.Load(t); ok {
+		return f.(map[string]reflect.Type)
+	}
+	fields := map[string]reflect.Type{}
+	schemaFields(t, fields)
+	fieldCache.Store(t, fields)
+	return fields
 }
 
 // schemaFields collects the TOML keys of a struct's fields, those of

@@ -282,20 +282,27 @@ func TestIncludeDepth(t *testing.T) {
 		filepath.Join(dir, "f32.toml")+": includes nest deeper than 32 files")
 }
 
-// TestIncludeSameFileTwice: including a file twice, not in a cycle, is
-// allowed, and its entries come twice.
+// TestIncludeSameFileTwice: a file that several files include (a
+// diamond), not in a cycle, is merged once, where it is first included;
+// the same through a symlink to it.
 func TestIncludeSameFileTwice(t *testing.T) {
 	dir := writeTree(t, t.TempDir(), map[string]string{
 		"x.toml":    "mounts = [{ source = \"/x\" }]\n",
-		"y.toml":    "\"@include\" = [\"x.toml\"]\n",
+		"y.toml":    "\"@include\" = [\"x.toml\", \"link.toml\"]\nmounts = [{ source = \"/y\" }]\n",
 		"main.toml": "\"@include\" = [\"x.toml\", \"y.toml\"]\n",
 	})
+	if err := os.Symlink("x.toml", filepath.Join(dir, "link.toml")); err != nil {
+		t.Fatal(err)
+	}
 	p, err := Load(filepath.Join(dir, "main.toml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []Mount{{Source: "/x"}, {Source: "/x"}}; !reflect.DeepEqual(p.Mounts, want) {
+	if want := []Mount{{Source: "/x"}, {Source: "/y"}}; !reflect.DeepEqual(p.Mounts, want) {
 		t.Errorf("mounts = %+v, want %+v", p.Mounts, want)
+	}
+	if len(p.Files) != 3 {
+		t.Errorf("files %q, want main, x and y once each", p.Files)
 	}
 }
 

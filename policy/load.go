@@ -54,6 +54,7 @@ func load(f *file) (*Policy, error) {
 	f.key = key
 	l.stack = []*file{f}
 	l.files = []string{f.name}
+	l.seen = map[string]bool{key: true}
 	p, err := l.load(f)
 	if err != nil {
 		return nil, err
@@ -97,7 +98,16 @@ func (hostSource) join(from, name string) (string, error) {
 	}
 	return filepath.Join(filepath.Dir(from), name), nil
 }
-func (hostSource) key(name string) (string, error) { return filepath.Abs(name) }
+func (hostSource) key(name string) (string, error) {
+	abs, err := filepath.Abs(name)
+	if err != nil {
+		return "", err
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		return real, nil // the same file under another name is the same
+	}
+	return abs, nil
+}
 func (hostSource) dir(name string) string {
 	d, err := filepath.Abs(filepath.Dir(name))
 	if err != nil {
@@ -127,14 +137,16 @@ func (fsSource) embedded() bool                  { return true }
 
 // loader loads one policy and its includes.
 type loader struct {
-	stack []*file  // the files being loaded, the including ones first
-	files []string // every file read, in order
-	docs  []*doc   // every file loaded, each after its includes
+	stack []*file         // the files being loaded, the including ones first
+	files []string        // every file read, in order
+	docs  []*doc          // every file loaded, each after its includes
+	seen  map[string]bool // the keys of every file read
 }
 
 // open reads the file name, relative to from, and puts it on the stack.
-// It fails on a cycle, which it shows.
-func (l *loader) open(from *file, name string) (*file, error) {
+// It fails on a cycle, which it shows, and with errSeen when once is set
+// and the file was read already.
+func (l *loader) open(from *file, name string, once bool) (*file, error) {
 	p, err := from.src.join(from.name, name)
 	if err != nil {
 		return nil, err
@@ -155,6 +167,9 @@ func (l *loader) open(from *file, name string) (*file, error) {
 	if len(l.stack) >= maxDepth {
 		return nil, fmt.Errorf("%s: includes nest deeper than %d files", p, maxDepth)
 	}
+	if once && l.seen[key] {
+		return nil, errSeen
+	}
 	text, err := from.src.read(p)
 	if err != nil {
 		var pe *fs.PathError
@@ -166,10 +181,18 @@ func (l *loader) open(from *file, name string) (*file, error) {
 	f := &file{name: p, key: key, text: text, src: from.src}
 	l.stack = append(l.stack, f)
 	l.files = append(l.files, p)
+	if l.seen == nil {
+		l.seen = map[string]bool{}
+	}
+	l.seen[key] = true
 	return f, nil
 }
 
 func (l *loader) pop() { l.stack = l.stack[:len(l.stack)-1] }
+
+// errSeen is what opening a file that was included already returns: each
+// file is merged once, however many files include it.
+var errSeen = errors.New("included already")
 
 // errIncluded05 is what loading an included 0.5 file returns; the
 // including file places the error.
@@ -245,7 +268,10 @@ func (l *loader) load(f *file) (*Policy, error) {
 	merged := &Policy{}
 	for i, name := range v.Include {
 		key := fmt.Sprintf("@include[%d]", i)
-		inc, err := l.open(f, name)
+		inc, err := l.open(f, name, true)
+		if err == errSeen {
+			continue // merged already, through another file
+		}
 		if err != nil {
 			return nil, ErrorList{d.errAt(key, "%v", err)}
 		}

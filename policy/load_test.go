@@ -62,9 +62,6 @@ func TestEveryKey1(t *testing.T) {
 	if !reflect.DeepEqual(p, want) {
 		t.Errorf("got  %s\nwant %s", dump(p), dump(want))
 	}
-	if got, want := p.EnvNames(), []string{"EMPTY", "HOME", "LANG"}; !reflect.DeepEqual(got, want) {
-		t.Errorf("EnvNames() = %q, want %q", got, want)
-	}
 	shares := map[string]bool{"cgroup": true, "ipc": false, "network": true, "uts": false}
 	if got := p.Shares(); !reflect.DeepEqual(got, shares) {
 		t.Errorf("Shares() = %v, want %v", got, shares)
@@ -386,15 +383,5 @@ func TestShares(t *testing.T) {
 		if got := tt.p.Shares(); !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("Shares() of %s = %v, want %v", dump(&tt.p), got, tt.want)
 		}
-	}
-}
-
-func TestEnvNames(t *testing.T) {
-	p := &Policy{Envs: []Env{{Name: "b"}, {Name: "B"}, {Name: "a", Value: ptr("1")}, {Name: "A_1"}}}
-	if got, want := p.EnvNames(), []string{"A_1", "B", "a", "b"}; !reflect.DeepEqual(got, want) {
-		t.Errorf("EnvNames() = %q, want %q", got, want)
-	}
-	if got := (&Policy{}).EnvNames(); got == nil || len(got) != 0 {
-		t.Errorf("EnvNames() of no envs = %#v, want an empty list", got)
 	}
 }

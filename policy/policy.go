@@ -20,25 +20,25 @@
 //	cwd = "/src"
 //
 // "@include" names other files, relative to the including file. Includes
-// nest; a cycle is an error that shows the chain. Lists concatenate, the
-// included files' entries first; a scalar or table that the including file
-// sets wins over its includes'.
+// nest; a cycle is an error that shows the chain; a file included by
+// several is merged once. Lists concatenate (those in filesystem and
+// landlock too), the included files' entries first; any other value or
+// table that the including file sets wins over its includes'.
 //
 // The template's actions print TOML values: a string is written quoted, so
-// `key = {{ os_env "X" }}` is safe whatever X holds. See the README for the
-// functions.
+// `key = {{ os_env "X" }}` is safe whatever X holds, and an action inside a
+// quoted string is refused. See the README for the functions.
 //
 // Every error names the file, the line and column of the file as written,
 // and the key: "profile.toml:12:5: mounts[2].type: unknown type ...".
 package policy
 
 import (
-	_ "embed"
-	"sort"
+	"embed"
 )
 
 //go:embed KISS-policy.toml
-var kissPolicy []byte
+var kissFS embed.FS
 
 // DefaultName is the name of the embedded default policy.
 const DefaultName = "KISS-policy.toml"
@@ -224,20 +224,16 @@ type Command struct {
 	Cwd     string   `toml:"cwd,omitempty" json:"cwd,omitempty"`
 }
 
-// EnvNames returns the names the policy sets, sorted.
-func (p *Policy) EnvNames() []string {
-	names := make([]string, 0, len(p.Envs))
-	for _, e := range p.Envs {
-		names = append(names, e.Name)
-	}
-	sort.Strings(names)
-	return names
-}
-
 // Default returns the embedded KISS policy, rendered for this caller.
 func Default() (*Policy, error) {
-	return Parse(DefaultName, kissPolicy)
+	return LoadFS(kissFS, DefaultName)
 }
 
 // DefaultText returns the source of the embedded KISS policy.
-func DefaultText() []byte { return append([]byte(nil), kissPolicy...) }
+func DefaultText() []byte {
+	text, err := kissFS.ReadFile(DefaultName)
+	if err != nil {
+		panic("policy: the embedded default policy is missing: " + err.Error())
+	}
+	return text
+}

@@ -53,6 +53,9 @@ func (l *loader) render(f *file, marks bool) ([]byte, lineMap, error) {
 	if _, err := t.Parse(text); err != nil {
 		return nil, nil, templateError(f.name, err)
 	}
+	if err := checkQuoting(t, f.name, text); err != nil {
+		return nil, nil, err
+	}
 	for _, tt := range t.Templates() {
 		if tt.Tree != nil {
 			instrument(tt.Tree.Root, text, marks)
@@ -68,6 +71,135 @@ func (l *loader) render(f *file, marks bool) ([]byte, lineMap, error) {
 		lines = append(lines, lines[len(lines)-1])
 	}
 	return out.Bytes(), lines, nil
+}
+
+// checkQuoting refuses an action that prints inside a TOML string, as in
+// `source = "{{ os_env "X" }}/x"`: what it prints is quoted as a value of
+// its own, so inside quotes it would end the string, and a host value
+// could then add keys or entries.
+func checkQuoting(t *template.Template, name, text string) error {
+	inside := stringsAt(text)
+	var bad *parse.Pos
+	var walk func(list *parse.ListNode)
+	walk = func(list *parse.ListNode) {
+		if list == nil {
+			return
+		}
+		for _, n := range list.Nodes {
+			var pos parse.Pos
+			switch n := n.(type) {
+			case *parse.ActionNode:
+				if len(n.Pipe.Decl) > 0 {
+					continue
+				}
+				pos = n.Pos
+			case *parse.TemplateNode:
+				pos = n.Pos
+			case *parse.IfNode:
+				walk(n.List)
+				walk(n.ElseList)
+				continue
+			case *parse.RangeNode:
+				walk(n.List)
+				walk(n.ElseList)
+				continue
+			case *parse.WithNode:
+				walk(n.List)
+				walk(n.ElseList)
+				continue
+			default:
+				continue
+			}
+			// The action starts at the last "{{" before its pipeline.
+			start := strings.LastIndex(text[:min(int(pos), len(text))], "{{")
+			if start >= 0 && inside[start] && (bad == nil || parse.Pos(start) < *bad) {
+				p := parse.Pos(start)
+				bad = &p
+			}
+		}
+	}
+	for _, tt := range t.Templates() {
+		if tt.Tree != nil {
+			walk(tt.Tree.Root)
+		}
+	}
+	if bad == nil {
+		return nil
+	}
+	start := int(*bad)
+	line := 1 + strings.Count(text[:start], "\n")
+	col := start - strings.LastIndexByte(text[:start], '\n')
+	return &Error{File: name, Line: line, Col: col, Key: "template",
+		Msg: "an action inside a quoted string; write it outside the quotes (key = {{ ... }}, or {{ printf \"%s/x\" ... }} to join text): what it prints is quoted for you"}
+}
+
+// stringsAt scans text as TOML, stepping over template actions, and
+// tells for the start of each action ("{{") whether it is inside a
+// string.
+func stringsAt(text string) map[int]bool {
+	const (
+		none = iota
+		basic
+		literal
+		mlBasic
+		mlLiteral
+		comment
+	)
+	at := map[int]bool{}
+	state := none
+	for i := 0; i < len(text); i++ {
+		if strings.HasPrefix(text[i:], "{{") {
+			at[i] = state != none && state != comment
+			end := strings.Index(text[i+2:], "}}")
+			if end < 0 {
+				break
+			}
+			i += 2 + end + 1
+			continue
+		}
+		c := text[i]
+		switch state {
+		case none:
+			switch {
+			case c == '#':
+				state = comment
+			case strings.HasPrefix(text[i:], `"""`):
+				state, i = mlBasic, i+2
+			case c == '"':
+				state = basic
+			case strings.HasPrefix(text[i:], "'''"):
+				state, i = mlLiteral, i+2
+			case c == '\'':
+				state = literal
+			}
+		case basic:
+			switch c {
+			case '\\':
+				i++
+			case '"', '\n':
+				state = none
+			}
+		case mlBasic:
+			if c == '\\' {
+				i++
+			} else if strings.HasPrefix(text[i:], `"""`) {
+				state, i = none, i+2
+			}
+		case literal:
+			if c == '\'' || c == '\n' {
+				state = none
+			}
+		case mlLiteral:
+			if strings.HasPrefix(text[i:], "'''") {
+				state, i = none, i+2
+			}
+		case comment:
+			if c == '\n' {
+				state = none
+			}
+		}
+	}
+	return at
 }
 
 // countingBuffer counts the lines written to it: lines is the line the
@@ -272,6 +404,11 @@ func (l *loader) funcs(f *file) template.FuncMap {
 			st, err := os.Stat(path)
 			return err == nil && st.IsDir()
 		},
+		"fs_realpath": realPath,
+		"path_within": func(path, dir string) bool {
+			rel, err := filepath.Rel(filepath.Clean(dir), filepath.Clean(path))
+			return err == nil && filepath.IsAbs(path) == filepath.IsAbs(dir) && rel != ".." && !strings.HasPrefix(rel, "../")
+		},
 		"path_is_symlink": func(path string) bool {
 			st, err := os.Lstat(path)
 			return err == nil && st.Mode()&os.ModeSymlink != 0
@@ -289,7 +426,7 @@ func (l *loader) funcs(f *file) template.FuncMap {
 			return tomlValue(v)
 		},
 		"include": func(name string) (rawTOML, error) {
-			inc, err := l.open(f, name)
+			inc, err := l.open(f, name, false)
 			if err != nil {
 				return "", err
 			}
@@ -320,6 +457,15 @@ func findUp(name string) (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// realPath returns the absolute path of path with every symlink resolved.
+func realPath(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	return filepath.EvalSymlinks(abs)
 }
 
 // glob returns the host paths that match pattern, sorted.

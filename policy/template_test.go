@@ -62,8 +62,8 @@ func TestFuncNames(t *testing.T) {
 	sort.Strings(names)
 	want := []string{
 		"__dir__", "fail", "fs_findup", "fs_glob", "fs_mkdir", "fs_read_link", "fs_read_to_string",
-		"fs_touch", "fs_xdg_user_dir", "include", "list", "os_cwd", "os_env", "os_homedir",
-		"path_exists", "path_is_dir", "path_is_symlink", "toml",
+		"fs_realpath", "fs_touch", "fs_xdg_user_dir", "include", "list", "os_cwd", "os_env", "os_homedir",
+		"path_exists", "path_is_dir", "path_is_symlink", "path_within", "toml",
 	}
 	if !reflect.DeepEqual(names, want) {
 		t.Errorf("functions %q\nwant %q", names, want)

@@ -1,8 +1,16 @@
 package policy
 
 import (
+	"path"
 	"sort"
 )
+
+func orDefault(s, def string) string {
+	if s != "" {
+		return s
+	}
+	return def
+}
 
 // v05 is a hakoniwa 0.5 policy file as written.
 type v05 struct {
@@ -98,9 +106,12 @@ func (v *v05) check(d *doc) ErrorList {
 		} else if m.Target != "" {
 			add(checkAbs(d, key+".target", m.Target))
 		}
+		if t := orDefault(m.Target, m.Source); t != "" && path.Clean(t) == "/" {
+			add(d.errAt(key, "cannot replace the root; bind or mount below it"))
+		}
 	}
 	for i, f := range v.Files {
-		add(checkAbs(d, index("files", i)+".target", f.Target))
+		add(checkEntry(d, index("files", i)+".target", f.Target))
 	}
 	names := make([]string, 0, len(v.Env))
 	for name := range v.Env {

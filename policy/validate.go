@@ -2,6 +2,7 @@ package policy
 
 import (
 	"os"
+	"path"
 	"strconv"
 	"strings"
 
@@ -82,14 +83,17 @@ func (p *Policy) check(d *doc) ErrorList {
 		if m.Destination != "" {
 			add(checkAbs(d, key+".destination", m.Destination))
 		}
+		if path.Clean(m.Target()) == "/" {
+			add(d.errAt(key, "cannot replace the root; bind or mount below it"))
+		}
 	}
 	if fsys := p.Filesystem; fsys != nil {
 		for i, f := range fsys.Files {
-			add(checkAbs(d, index("filesystem.files", i)+".destination", f.Destination))
+			add(checkEntry(d, index("filesystem.files", i)+".destination", f.Destination))
 		}
 		for i, dir := range fsys.Dirs {
 			key := index("filesystem.dirs", i)
-			add(checkAbs(d, key+".destination", dir.Destination))
+			add(checkEntry(d, key+".destination", dir.Destination))
 			if dir.Mode != "" {
 				if _, err := mountopt.DirMode(dir.Mode); err != nil {
 					add(d.errAt(key+".mode", "%v", err))
@@ -98,7 +102,7 @@ func (p *Policy) check(d *doc) ErrorList {
 		}
 		for i, s := range fsys.Symlinks {
 			key := index("filesystem.symlinks", i)
-			add(checkAbs(d, key+".link", s.Link))
+			add(checkEntry(d, key+".link", s.Link))
 			if s.Original == "" {
 				add(d.errAt(key+".original", "the link needs a target"))
 			} else if strings.IndexByte(s.Original, 0) >= 0 {
@@ -281,6 +285,18 @@ func checkAbs(d *doc, key, p string) *Error {
 		return d.errAt(key, "%q is not an absolute path", p)
 	case strings.IndexByte(p, 0) >= 0:
 		return d.errAt(key, "%q contains a NUL byte", p)
+	}
+	return nil
+}
+
+// checkEntry checks where a file, directory or symlink is made: an
+// absolute path below the root.
+func checkEntry(d *doc, key, p string) *Error {
+	if e := checkAbs(d, key, p); e != nil {
+		return e
+	}
+	if path.Clean(p) == "/" {
+		return d.errAt(key, "the root already exists; name a path below it")
 	}
 	return nil
 }

@@ -62,7 +62,8 @@ func parseTmpfs(s string) (hakoniwa.Mount, error) {
 	if err := absTarget(dst); err != nil {
 		return m, err
 	}
-	return m, hakoniwa.CheckTmpfsOptions(opts)
+	_, _, err := mountopt.Tmpfs(opts)
+	return m, err
 }
 
 func parseProc(s string) (hakoniwa.Mount, error) {

@@ -19,8 +19,9 @@ func newPolicyCmd(stdout io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "policy",
 		Short: "Check, show and list sandbox policies",
-		Long: `Check, show and list sandbox policies: 1.x config files (--config) and
-0.5 policy files (--policy-file), and the built-in profiles (--profile).`,
+		Long: `Check, show and list sandbox policies: the files that 'hakoniwa run
+--config' loads (1.x config files and 0.5 policy files), and the built-in
+profiles that 'hakoniwa run --profile' loads.`,
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			return usageError{errors.New("policy: want a subcommand: check, show or list")}

@@ -41,6 +41,14 @@ func Tmpfs(s string) (opts [][2]string, ro bool, err error) {
 			opts[0][1] = fmt.Sprintf("%04o", m)
 			continue
 		case "huge":
+			if !hasV {
+				return nil, false, fmt.Errorf("option %q needs a value", k)
+			}
+			switch v {
+			case "never", "always", "within_size", "advise", "deny", "force":
+			default:
+				return nil, false, fmt.Errorf("bad huge %q: want never, always, within_size, advise, deny or force", v)
+			}
 		default:
 			return nil, false, fmt.Errorf("unknown option %q (known: size, nr_blocks, nr_inodes, mode, huge, ro, rw)", k)
 		}

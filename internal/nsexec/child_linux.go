@@ -132,8 +132,8 @@ func runChild(p *Program, errfd int32) {
 		case OpUmask:
 			syscall.RawSyscall(unix.SYS_UMASK, s.A, 0, 0)
 		case OpCheckProgram:
-			if p.found != nil {
-				errno = checkProgram(p, p.found)
+			if p.found >= 0 {
+				errno = checkProgram(p, p.cands[p.found])
 			} else {
 				errno = checkProgram(p, s.P1)
 			}
@@ -141,8 +141,8 @@ func runChild(p *Program, errfd int32) {
 			errno = search(p)
 		case OpExec:
 			prog := s.P1
-			if p.found != nil {
-				prog = p.found
+			if p.found >= 0 {
+				prog = p.cands[p.found]
 			}
 			_, _, errno = syscall.RawSyscall(unix.SYS_EXECVE, uintptr(unsafe.Pointer(prog)), uintptr(unsafe.Pointer(&p.argv[0])), uintptr(unsafe.Pointer(&p.envv[0])))
 		}
@@ -162,8 +162,11 @@ func runChild(p *Program, errfd int32) {
 // atFDCWD is AT_FDCWD as a system call argument.
 const atFDCWD = ^uintptr(99) // -100
 
-// search sets p.found to the first candidate that is an executable regular
-// file.
+// search sets p.found to the index of the first candidate that is an
+// executable regular file. Like execvp, it goes on past a candidate that
+// is missing or cannot be executed, and fails with EACCES if one could not
+// be executed (or is not a regular file), else ENOENT; ELOOP (a magic
+// link) is reported too.
 //
 //go:nosplit
 //go:norace
@@ -176,22 +179,28 @@ func search(p *Program) syscall.Errno {
 	errno = syscall.ENOENT
 	for i = 0; i < len(p.cands); i++ {
 		_, _, e2 = syscall.RawSyscall6(unix.SYS_FACCESSAT2, atFDCWD, uintptr(unsafe.Pointer(p.cands[i])), unix.X_OK, unix.AT_EACCESS, 0, 0)
-		if e2 == syscall.EACCES {
+		if e2 == syscall.EACCES && errno != syscall.ELOOP {
 			errno = e2
 		}
 		if e2 != 0 {
 			continue
 		}
 		fd, _, e2 = syscall.RawSyscall6(unix.SYS_OPENAT2, atFDCWD, uintptr(unsafe.Pointer(p.cands[i])), uintptr(unsafe.Pointer(&p.pathHow)), unix.SizeofOpenHow, 0, 0)
+		if e2 == syscall.ELOOP {
+			errno = e2
+		}
 		if e2 != 0 {
 			continue
 		}
 		_, _, e2 = syscall.RawSyscall(unix.SYS_FSTAT, fd, uintptr(unsafe.Pointer(&p.stat)), 0)
 		syscall.RawSyscall(unix.SYS_CLOSE, fd, 0, 0)
 		if e2 != 0 || p.stat.Mode&unix.S_IFMT != unix.S_IFREG {
+			if errno != syscall.ELOOP {
+				errno = syscall.EACCES
+			}
 			continue
 		}
-		p.found = p.cands[i]
+		p.found = i
 		return 0
 	}
 	return errno

@@ -103,9 +103,11 @@ type Program struct {
 	errb  childReport // buffer the child writes its failure into
 	zero  unix.Timespec
 
-	// for OpSearch: the paths to try, and the one found
+	// for OpSearch: the paths to try, and the index of the one found (-1
+	// for none). An index, not a pointer: the child must not store
+	// pointers, which would call the garbage collector's write barrier.
 	cands []*byte
-	found *byte
+	found int
 
 	// for OpCheckProgram
 	pathHow, readHow unix.OpenHow
@@ -136,7 +138,7 @@ type Builder struct {
 
 // NewBuilder returns a Builder for a Program with the given clone flags.
 func NewBuilder(cloneFlags uint64) *Builder {
-	return &Builder{P: &Program{CloneFlags: cloneFlags}}
+	return &Builder{P: &Program{CloneFlags: cloneFlags, found: -1}}
 }
 
 // Slot allocates a new fd slot.
@@ -301,12 +303,14 @@ func (b *Builder) IfUp(name string) {
 // Search finds the program that Exec runs: the first of paths that is an
 // executable regular file inside the sandbox, as execvp would. It then
 // checks it as CheckProgram does. It fails with ENOENT when there is none,
-// or EACCES when one exists but cannot be executed.
+// EACCES when one exists but cannot be executed, and ELOOP when one is
+// reached through a magic link.
 func (b *Builder) Search(name string, paths []string, desc string) {
 	b.checkHows()
 	for _, p := range paths {
 		b.P.cands = append(b.P.cands, cstr(p))
 	}
+	b.P.found = -1
 	b.add(Step{Kind: OpSearch, P1: cstr(name), Desc: desc})
 	b.add(Step{Kind: OpCheckProgram, P1: cstr(name), Desc: "program " + name})
 }
