@@ -11,7 +11,7 @@
 //     waited for, from wait4's rusage) are recorded; the medians, p90s and
 //     the ratios hakoniwa/bwrap are printed.
 //  2. The library: spawns per second of /bin/true through
-//     hakoniwa.New().ApplyPolicy(default policy).Command(...).Run(), against
+//     hakoniwa.FromPolicy(default policy), then Command(...).Run(), against
 //     spawning `bwrap ... /bin/true` with os/exec, sequentially and with
 //     -parallel workers, in alternating rounds.
 //
