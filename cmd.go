@@ -297,6 +297,8 @@ func explainClone(err error) error {
 		return fmt.Errorf("create the namespaces: %w: this host does not let this user create user namespaces (see the sysctls kernel.unprivileged_userns_clone and kernel.apparmor_restrict_unprivileged_userns, or an AppArmor profile)", err)
 	case ce.Errno == unix.ENOSPC, ce.Errno == unix.EUSERS:
 		return fmt.Errorf("create the namespaces: %w: the limit of user or other namespaces is reached (see the sysctls user.max_user_namespaces and user.max_*_namespaces; inside a hakoniwa sandbox run as root, new namespaces are forbidden)", err)
+	case ce.Errno == unix.ENOSYS:
+		return fmt.Errorf("create the namespaces: %w: clone3 is missing or forbidden (a seccomp filter such as hakoniwa's default or Docker's refuses it; run the outer sandbox with --seccomp unconfined)", err)
 	}
 	return fmt.Errorf("create the namespaces: %w", err)
 }

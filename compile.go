@@ -250,9 +250,24 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*nsexec.Program, err
 			return nil, configErr("command", "argument or environment contains a NUL byte: %q", s)
 		}
 	}
+	if c.seccompErr != nil {
+		return nil, configErr("seccomp", "%v", c.seccompErr)
+	}
 	if log != nil {
-		log.Info("Seccomp: disabled")
+		if c.seccomp == nil {
+			log.Info("Seccomp: disabled")
+		} else {
+			log.Info(fmt.Sprintf("Seccomp: %s, %d instructions", c.seccomp.Summary(), len(c.seccompFilter)))
+			for _, r := range c.seccomp.Rules {
+				log.Debug(fmt.Sprintf("Seccomp: rule %s", r))
+			}
+		}
 		log.Info(fmt.Sprintf("Execve: %s %q", cmd.path, cmd.argv))
+	}
+	if c.seccomp != nil {
+		// Last before execve: the filter then only has to allow execve,
+		// not the setup's own calls.
+		b.Seccomp(c.seccompFilter, 0, "load the seccomp filter ("+c.seccomp.Summary()+")")
 	}
 	b.Exec(cmd.path, cmd.argv, cmd.env)
 	return b.P, nil

@@ -19,6 +19,9 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"github.com/hakoniwa-go/hakoniwa/seccomp"
+	"golang.org/x/sys/unix"
 )
 
 // A MountKind says what an entry of the sandbox's file system is.
@@ -106,6 +109,10 @@ type Container struct {
 	noProc        bool
 	copyMemory    bool
 	watchdog      bool
+
+	seccomp       *seccomp.Profile
+	seccompFilter []unix.SockFilter
+	seccompErr    error
 
 	logger *slog.Logger
 }
@@ -264,6 +271,17 @@ func (c *Container) CopyMemory(copy bool) *Container { c.copyMemory = copy; retu
 // inside). The watchdog shares the caller's memory and costs about as much
 // as starting a thread.
 func (c *Container) Watchdog(on bool) *Container { c.watchdog = on; return c }
+
+// Seccomp filters the command's system calls with p (see package
+// seccomp); nil, the default, loads no filter. The filter is compiled here,
+// once for every command of c; an error in p is returned by Start.
+func (c *Container) Seccomp(p *seccomp.Profile) *Container {
+	c.seccomp, c.seccompFilter, c.seccompErr = p, nil, nil
+	if p != nil {
+		c.seccompFilter, c.seccompErr = seccomp.Compile(p)
+	}
+	return c
+}
 
 // Logger sets where setup is logged; nil means nowhere.
 func (c *Container) Logger(l *slog.Logger) *Container { c.logger = l; return c }

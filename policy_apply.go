@@ -1,11 +1,13 @@
 package hakoniwa
 
 import (
+	"fmt"
 	"os"
 	"time"
 
 	"github.com/hakoniwa-go/hakoniwa/internal/mountopt"
 	"github.com/hakoniwa-go/hakoniwa/policy"
+	"github.com/hakoniwa-go/hakoniwa/seccomp"
 )
 
 // FromPolicy returns a new Container with p applied (see ApplyPolicy).
@@ -27,6 +29,19 @@ func FromPolicy(p *policy.Policy) (*Container, error) {
 func (c *Container) ApplyPolicy(p *policy.Policy) error {
 	if err := p.Validate(); err != nil {
 		return err
+	}
+	var prof *seccomp.Profile
+	if s := p.Seccomp; s != nil {
+		var err error
+		if s.Path != "" {
+			prof, _, err = seccomp.Load(s.Path)
+		} else {
+			prof, err = seccomp.FromSeed(s.Syscalls, s.DismatchAction)
+		}
+		if err != nil {
+			return fmt.Errorf("seccomp: %w", err)
+		}
+		c.Seccomp(prof)
 	}
 	for typ, share := range p.Shares() {
 		switch typ {

@@ -9,9 +9,11 @@ import (
 	"path"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 
+	"github.com/hakoniwa-go/hakoniwa/seccomp"
 	"github.com/pelletier/go-toml/v2"
 )
 
@@ -264,6 +266,18 @@ func (l *loader) load(f *file) (*Policy, error) {
 	}
 	if errs := v.Policy.check(d); len(errs) > 0 {
 		return nil, errs.sorted()
+	}
+	if s := v.Policy.Seccomp; s != nil && s.Path != "" && !slices.Contains(seccomp.Builtin, s.Path) {
+		// A JSON profile: relative to this file, read and checked now.
+		if f.src.embedded() {
+			return nil, ErrorList{d.errAt("seccomp.path", "a built-in profile can only name a built-in seccomp profile (%s)", strings.Join(seccomp.Builtin, ", "))}
+		}
+		if !filepath.IsAbs(s.Path) {
+			s.Path = filepath.Join(filepath.Dir(f.name), s.Path)
+		}
+		if _, _, err := seccomp.Load(s.Path); err != nil {
+			return nil, ErrorList{d.errAt("seccomp.path", "%v", err)}
+		}
 	}
 	merged := &Policy{}
 	for i, name := range v.Include {

@@ -160,7 +160,7 @@ func TestKeys1(t *testing.T) {
 		{"limits order kept and repeats kept", `limits = [{ type = "cpu", value = 3 }, { type = "as", value = 9223372036854775807 }, { type = "cpu", value = 1 }]`,
 			Policy{Limits: []Limit{{"cpu", 3}, {"as", 9223372036854775807}, {"cpu", 1}}}},
 		{"largest walltime", `limits = [{ type = "walltime", value = 1000000000 }]`, Policy{Limits: []Limit{{"walltime", 1e9}}}},
-		{"seccomp unconfined", `seccomp = { path = "unconfined" }`, Policy{Seccomp: &Seccomp{"unconfined"}}},
+		{"seccomp unconfined", `seccomp = { path = "unconfined" }`, Policy{Seccomp: &Seccomp{Path: "unconfined"}}},
 		{"command", "[command]\ncmdline = [\"/bin/true\"]\n", Policy{Command: &Command{Cmdline: []string{"/bin/true"}}}},
 		{"command with later empty arg", `command = { cmdline = ["/bin/echo", ""], cwd = "/" }`,
 			Policy{Command: &Command{Cmdline: []string{"/bin/echo", ""}, Cwd: "/"}}},

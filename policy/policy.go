@@ -212,10 +212,15 @@ type Limit struct {
 // lists them.
 var LimitTypes = []string{"as", "core", "cpu", "fsize", "nofile", "nproc", "stack", "walltime"}
 
-// Seccomp selects a seccomp profile: "unconfined", a built-in profile's
-// name, or a JSON profile's path.
+// Seccomp selects a seccomp profile: Path is a built-in profile's name
+// (default, docker, podman, audit, unconfined) or a Docker/OCI JSON
+// profile's path, relative to the policy file; or, as the seed's
+// [seccomp] section, Syscalls with DismatchAction "kill_process" (an
+// allowlist), "allow" (a denylist) or "log".
 type Seccomp struct {
-	Path string `toml:"path" json:"path"`
+	Path           string   `toml:"path,omitempty" json:"path,omitempty"`
+	Syscalls       []string `toml:"syscalls,omitempty" json:"syscalls,omitempty"`
+	DismatchAction string   `toml:"dismatch_action,omitempty" json:"dismatch_action,omitempty"`
 }
 
 // Command is the command to run when none is given on the command line.

@@ -126,8 +126,8 @@ func (v *v05) check(d *doc) ErrorList {
 			add(checkLimit(d, "limits."+LimitTypes[i], LimitTypes[i], *l))
 		}
 	}
-	if v.Seccomp != nil {
-		add(d.errAt("seccomp", "seccomp filters are not built into this version of hakoniwa yet; remove the section"))
+	if s := v.Seccomp; s != nil {
+		add(checkSeccompList(d, s.Syscalls, s.DismatchAction))
 	}
 	return errs
 }
@@ -181,6 +181,9 @@ func (v *v05) convert() *Policy {
 		if l != nil {
 			p.Limits = append(p.Limits, Limit{Type: LimitTypes[i], Value: *l})
 		}
+	}
+	if s := v.Seccomp; s != nil {
+		p.Seccomp = &Seccomp{Syscalls: s.Syscalls, DismatchAction: s.DismatchAction}
 	}
 	return p
 }

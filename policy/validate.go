@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/hakoniwa-go/hakoniwa/internal/mountopt"
+	"github.com/hakoniwa-go/hakoniwa/seccomp"
 )
 
 // maxID is the largest uid or gid (4294967295 is "no id").
@@ -195,12 +196,13 @@ func (p *Policy) check(d *doc) ErrorList {
 		add(checkLimit(d, index("limits", i), l.Type, l.Value))
 	}
 	if s := p.Seccomp; s != nil {
-		switch s.Path {
-		case "unconfined":
-		case "":
-			add(d.errAt("seccomp.path", "want unconfined, a built-in profile's name or a JSON profile's path"))
-		default:
-			add(d.errAt("seccomp.path", notBuilt, "seccomp ("+strconv.Quote(s.Path)+")"))
+		switch {
+		case s.Path != "" && (len(s.Syscalls) > 0 || s.DismatchAction != ""):
+			add(d.errAt("seccomp.path", "a profile (path) or a list (syscalls, dismatch_action), not both"))
+		case s.Path == "" && s.Syscalls == nil && s.DismatchAction == "":
+			add(d.errAt("seccomp", "want path = a built-in profile's name (default, docker, podman, audit, unconfined) or a JSON profile's path; or syscalls and dismatch_action"))
+		case s.Path == "":
+			add(checkSeccompList(d, s.Syscalls, s.DismatchAction))
 		}
 	}
 	if c := p.Command; c != nil {
@@ -275,6 +277,19 @@ func (p *Policy) Shares() map[string]bool {
 		share["network"] = true
 	}
 	return share
+}
+
+// checkSeccompList checks the seed's seccomp section: known syscall names
+// and a known dismatch_action.
+func checkSeccompList(d *doc, syscalls []string, action string) *Error {
+	if _, err := seccomp.FromSeed(syscalls, action); err != nil {
+		key := "seccomp.syscalls"
+		if strings.HasPrefix(err.Error(), "dismatch_action") {
+			key = "seccomp.dismatch_action"
+		}
+		return d.errAt(key, "%v", err)
+	}
+	return nil
 }
 
 func checkAbs(d *doc, key, p string) *Error {

@@ -158,11 +158,15 @@ func TestValidate1(t *testing.T) {
 		{"walltime too large", "limits = [{ type = \"walltime\", value = 1000000001 }]\n",
 			place{Line: 1, Col: 11, Key: "limits[0]"}, []string{"walltime 1000000001: want at most 1000000000 seconds"}},
 		{"empty seccomp path", "[seccomp]\npath = \"\"\n",
-			place{Line: 2, Col: 1, Key: "seccomp.path"}, []string{"want unconfined"}},
+			place{Line: 1, Col: 2, Key: "seccomp"}, []string{"want path = a built-in profile's name"}},
 		{"seccomp without path", "[seccomp]\n",
-			place{Line: 1, Col: 2, Key: "seccomp.path"}, []string{"want unconfined"}},
-		{"seccomp profile", "seccomp = { path = \"podman\" }\n",
-			place{Line: 1, Col: 13, Key: "seccomp.path"}, []string{`seccomp ("podman") ` + notBuilt}},
+			place{Line: 1, Col: 2, Key: "seccomp"}, []string{"want path = a built-in profile's name"}},
+		{"seccomp profile file missing", "seccomp = { path = \"/no/such/profile.json\" }\n",
+			place{Line: 1, Col: 13, Key: "seccomp.path"}, []string{"seccomp profile: open /no/such/profile.json: no such file or directory"}},
+		{"seccomp path and list", "seccomp = { path = \"docker\", syscalls = [\"read\"] }\n",
+			place{Line: 1, Col: 30, Key: "seccomp.syscalls"}, []string{"a 0.5 policy key, but seccomp.path (line 1) is a 1.x config key"}},
+		{"seccomp unknown syscall", "seccomp = { syscalls = [\"read\", \"no_such_call\"] }\n",
+			place{Line: 1, Col: 13, Key: "seccomp.syscalls"}, []string{`unknown syscall "no_such_call"`}},
 		{"cmdline with NUL", "[command]\ncmdline = [\"/bin/echo\", \"a\\u0000\"]\n",
 			place{Line: 2, Col: 25, Key: "command.cmdline[1]"}, []string{"contains a NUL byte"}},
 		{"empty program name", "[command]\ncmdline = [\"\", \"x\"]\n",
@@ -243,10 +247,10 @@ func TestValidate05(t *testing.T) {
 			place{Line: 2, Col: 1, Key: "env.A"}, []string{"the value of A contains a NUL byte"}},
 		{"walltime too large", "[limits]\ncpu = 1\nwalltime = 9999999999\n",
 			place{Line: 3, Col: 1, Key: "limits.walltime"}, []string{"want at most 1000000000 seconds"}},
-		{"seccomp", "[seccomp]\nsyscalls = [\"read\", \"write\"]\ndismatch_action = \"kill_process\"\n",
-			place{Line: 1, Col: 2, Key: "seccomp"}, []string{"seccomp filters are not built into this version of hakoniwa yet", "remove the section"}},
-		{"inline seccomp", "share_net = true\nseccomp = { dismatch_action = \"allow\" }\n",
-			place{Line: 2, Col: 1, Key: "seccomp"}, []string{"seccomp filters are not built"}},
+		{"seccomp unknown syscall", "[seccomp]\nsyscalls = [\"read\", \"nope\"]\ndismatch_action = \"kill_process\"\n",
+			place{Line: 2, Col: 1, Key: "seccomp.syscalls"}, []string{`unknown syscall "nope"`}},
+		{"seccomp bad action", "share_net = true\nseccomp = { syscalls = [\"read\"], dismatch_action = \"deny\" }\n",
+			place{Line: 2, Col: 34, Key: "seccomp.dismatch_action"}, []string{`dismatch_action "deny": want kill_process, allow or log`}},
 	})
 }
 
@@ -397,8 +401,8 @@ func TestValidateGo(t *testing.T) {
 			[]string{"hostname: the hostname cannot be set with the uts namespace shared"}},
 		{&Policy{UIDMaps: []IDMap{{ContainerID: 0}, {ContainerID: 1}}}, []string{"uidmaps: more than one id map"}},
 		{&Policy{Filesystem: &Filesystem{Dirs: []Dir{{"/d", "9"}}}}, []string{`filesystem.dirs[0].mode: bad mode "9"`}},
-		{&Policy{Rootdir: &Rootdir{Path: "/r"}, Seccomp: &Seccomp{Path: "x"}},
-			[]string{"rootdir: a root directory from the host is not built", `seccomp.path: seccomp ("x") is not built`}},
+		{&Policy{Rootdir: &Rootdir{Path: "/r"}, Seccomp: &Seccomp{Path: "x", Syscalls: []string{"read"}}},
+			[]string{"rootdir: a root directory from the host is not built", "seccomp.path: a profile (path) or a list (syscalls, dismatch_action), not both"}},
 	}
 	for _, tt := range tests {
 		err := tt.p.Validate()

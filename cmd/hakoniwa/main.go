@@ -25,6 +25,7 @@ import (
 	"github.com/hakoniwa-go/hakoniwa"
 	"github.com/hakoniwa-go/hakoniwa/policy"
 	"github.com/hakoniwa-go/hakoniwa/profiles"
+	"github.com/hakoniwa-go/hakoniwa/seccomp"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
@@ -136,6 +137,7 @@ type runOptions struct {
 	limits                                         map[string]*string
 	walltime                                       string
 	rootfsRW, allowNewPrivs, dryRun                bool
+	seccomp                                        string
 	keepFds                                        []int
 	killGrace                                      time.Duration
 	reportFile                                     string
@@ -246,6 +248,10 @@ Exit status: the command's own code, 128+N when it was killed by signal N,
 
 	f.BoolVar(&o.rootfsRW, "rootfs-rw", false, "leave the root tmpfs writable")
 	f.BoolVar(&o.allowNewPrivs, "allow-new-privs", false, "do not set no_new_privs")
+	f.StringVar(&o.seccomp, "seccomp", "", "filter syscalls with `PROFILE`: default (the default unless the policy names one), docker (podman), audit, unconfined, or a Docker/OCI JSON file")
+	cmd.RegisterFlagCompletionFunc("seccomp", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return append([]string(nil), seccomp.Builtin...), cobra.ShellCompDirectiveDefault
+	})
 	f.IntSliceVar(&o.keepFds, "keep-fd", nil, "keep fd `N` open in the sandbox (repeatable)")
 	f.DurationVar(&o.killGrace, "kill-grace", 2*time.Second, "after forwarding SIGINT, SIGTERM or SIGHUP, wait this long before SIGKILL")
 	f.StringVar(&o.reportFile, "report-file", "", "write the JSON report to `FILE`")
@@ -413,6 +419,21 @@ func (o *runOptions) container(pol *policy.Policy, log *slog.Logger) (*hakoniwa.
 		c.Walltime(time.Duration(secs * float64(time.Second)))
 	}
 	c.RootRW(o.rootfsRW).AllowNewPrivs(o.allowNewPrivs)
+	// --seccomp wins over the policy's; with neither, the default profile.
+	name := o.seccomp
+	if name == "" && pol.Seccomp == nil {
+		name = "default"
+	}
+	if name != "" {
+		prof, unknown, err := seccomp.Load(name)
+		if err != nil {
+			return nil, fmt.Errorf("--seccomp: %w", err)
+		}
+		if len(unknown) > 0 && log != nil {
+			log.Debug(fmt.Sprintf("Seccomp: not on this machine, left out: %s", strings.Join(unknown, ", ")))
+		}
+		c.Seccomp(prof)
+	}
 	return c, nil
 }
 

@@ -129,6 +129,8 @@ func runChild(p *Program, errfd int32) {
 				_, _, errno = syscall.RawSyscall(unix.SYS_IOCTL, r1, unix.SIOCSIFFLAGS, uintptr(s.Ptr))
 				syscall.RawSyscall(unix.SYS_CLOSE, r1, 0, 0)
 			}
+		case OpSeccomp:
+			_, _, errno = syscall.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, s.A, uintptr(s.Ptr))
 		case OpUmask:
 			syscall.RawSyscall(unix.SYS_UMASK, s.A, 0, 0)
 		case OpCheckProgram:

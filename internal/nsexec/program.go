@@ -53,6 +53,7 @@ const (
 	OpUmask                        // umask(a)
 	OpSyscall                      // syscall a(b, c, n)
 	OpIfUp                         // bring up the interface named in the ifreq at ptr
+	OpSeccomp                      // seccomp(SECCOMP_SET_MODE_FILTER, a, ptr to sock_fprog)
 	OpCheckProgram                 // fail if the program found, or p1, or its #! interpreters cross a magic link
 	OpSearch                       // find the program among the candidates
 	OpExec                         // execve(the program found, or p1, argv, envv)
@@ -102,6 +103,8 @@ type Program struct {
 	pathv []*byte     // keeps argv/envv strings alive
 	errb  childReport // buffer the child writes its failure into
 	zero  unix.Timespec
+
+	keepFilter []unix.SockFilter // the seccomp filter OpSeccomp points to
 
 	// for OpSearch: the paths to try, and the index of the one found (-1
 	// for none). An index, not a pointer: the child must not store
@@ -318,6 +321,13 @@ func (b *Builder) Search(name string, paths []string, desc string) {
 func (b *Builder) checkHows() {
 	b.P.pathHow = unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_MAGICLINKS}
 	b.P.readHow = unix.OpenHow{Flags: unix.O_RDONLY | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_MAGICLINKS}
+}
+
+// Seccomp loads a seccomp filter, the last step before Exec.
+func (b *Builder) Seccomp(filter []unix.SockFilter, flags uintptr, desc string) {
+	prog := &unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
+	b.P.keepFilter = filter
+	b.add(Step{Kind: OpSeccomp, A: flags, Ptr: unsafe.Pointer(prog), Desc: desc})
 }
 
 // Setsid starts a new session.
