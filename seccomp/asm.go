@@ -71,7 +71,7 @@ func (a *asm) assemble() ([]bpf.Instruction, error) {
 		items = append(items, item{mark: a.rets[v], isMark: true}, item{ins: bpf.RetConstant{Val: v}})
 	}
 	for {
-		at, pos, err := addresses(items)
+		at, pos, err := addresses(items, a.labels)
 		if err != nil {
 			return nil, err
 		}
@@ -80,7 +80,7 @@ func (a *asm) assemble() ([]bpf.Instruction, error) {
 		// it; a conditional jump names both its targets, so nothing else
 		// falls into them. Inserting moves other targets further, so
 		// repeat until everything is in reach.
-		var out []item
+		out := make([]item, 0, len(items)+len(items)/4)
 		changed := false
 		for i, it := range items {
 			if it.isMark || it.ins != nil || it.isJump ||
@@ -106,10 +106,14 @@ func (a *asm) assemble() ([]bpf.Instruction, error) {
 	}
 }
 
-// addresses returns the instruction index of every label and of every
-// item, and checks that every jump goes to a placed label ahead of it.
-func addresses(items []item) (map[label]int, []int, error) {
-	at := map[label]int{}
+// addresses returns the instruction index of every label (indexed by
+// label) and of every item, and checks that every jump goes to a placed
+// label ahead of it.
+func addresses(items []item, labels int) ([]int, []int, error) {
+	at := make([]int, labels+1)
+	for i := range at {
+		at[i] = -1
+	}
 	pos := make([]int, len(items))
 	n := 0
 	for i := range items {
@@ -128,7 +132,7 @@ func addresses(items []item) (map[label]int, []int, error) {
 			if t == 0 {
 				continue
 			}
-			if _, ok := at[t]; !ok {
+			if int(t) >= len(at) || at[t] < 0 {
 				return nil, nil, fmt.Errorf("seccomp: internal error: label %d not placed", t)
 			}
 			if at[t] <= pos[i] {
@@ -139,7 +143,7 @@ func addresses(items []item) (map[label]int, []int, error) {
 	return at, pos, nil
 }
 
-func emit(items []item, at map[label]int, pos []int) []bpf.Instruction {
+func emit(items []item, at []int, pos []int) []bpf.Instruction {
 	var out []bpf.Instruction
 	for i, it := range items {
 		switch {

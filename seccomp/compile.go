@@ -41,7 +41,7 @@ func compile(p *Profile) ([]bpf.Instruction, error) {
 	if err := p.Check(); err != nil {
 		return nil, fmt.Errorf("seccomp: %w", err)
 	}
-	var a asm
+	a := asm{items: make([]item, 0, 2048)}
 	arches := p.arches()
 	listed := map[Arch]bool{}
 	for _, arch := range arches {
@@ -121,12 +121,13 @@ type segment struct {
 // syscall that has conditions. The syscall number is in A.
 func (a *asm) search(p *Profile, arch Arch) {
 	def := a.ret(p.Default.ret())
-	// The rules of each syscall number, in order.
-	rules := map[uint32][]Rule{}
-	for _, r := range p.Rules {
+	// The rules of each syscall number (by index into p.Rules), in order.
+	rules := make(map[uint32][]int, 512)
+	table := arch.table()
+	for i, r := range p.Rules {
 		for _, name := range r.Names {
-			if nr, ok := arch.Number(name); ok {
-				rules[uint32(nr)] = append(rules[uint32(nr)], r)
+			if nr, ok := table[name]; ok {
+				rules[uint32(nr)] = append(rules[uint32(nr)], i)
 			}
 		}
 	}
@@ -140,14 +141,14 @@ func (a *asm) search(p *Profile, arch Arch) {
 	// conditions, else a chain of conditions (emitted after the search).
 	type pending struct {
 		at    label
-		rules []Rule
+		rules []int
 	}
 	var blocks []pending
-	blockOf := map[uint32]label{}
+	blockOf := make(map[uint32]label, len(nrs))
 	for _, nr := range nrs {
 		rs := rules[nr]
-		if len(rs[0].Conds) == 0 {
-			blockOf[nr] = a.ret(rs[0].Action.ret())
+		if first := p.Rules[rs[0]]; len(first.Conds) == 0 {
+			blockOf[nr] = a.ret(first.Action.ret())
 			continue
 		}
 		l := a.newLabel()
@@ -177,7 +178,8 @@ func (a *asm) search(p *Profile, arch Arch) {
 	a.tree(segs)
 	for _, b := range blocks {
 		a.mark(b.at)
-		for _, r := range b.rules {
+		for _, ri := range b.rules {
+			r := &p.Rules[ri]
 			next := a.newLabel()
 			for _, c := range r.Conds {
 				a.cond(c, next)
