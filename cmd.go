@@ -45,8 +45,9 @@ type Cmd struct {
 	// Start fails.
 	Result *Result
 
-	c   *Container
-	ctx context.Context
+	c    *Container
+	ctx  context.Context
+	kmsg *kmsg // the kernel's log, to name a syscall seccomp killed for
 
 	mu        sync.Mutex
 	proc      *nsexec.Process
@@ -167,9 +168,17 @@ func (cmd *Cmd) Start() error {
 		closeNow = append(closeNow, f)
 	}
 
+	if cmd.c.seccomp != nil {
+		// To name the syscall if the filter kills the command.
+		cmd.kmsg = openKmsg()
+	}
 	proc, err := nsexec.Start(p, fds)
 	for _, c := range closeNow {
 		c.Close()
+	}
+	if err != nil && cmd.kmsg != nil {
+		cmd.kmsg.close()
+		cmd.kmsg = nil
 	}
 	if err != nil {
 		var se *nsexec.StepError
@@ -430,6 +439,15 @@ func (cmd *Cmd) Wait() error {
 	cmd.mu.Unlock()
 	_, fsize := cmd.c.rlimits[RlimitFsize]
 	r.finish(ws, &ru, cmd.c.rlimits[RlimitCPU], fsize, stop)
+	if cmd.kmsg != nil {
+		if r.Status == StatusRFE {
+			if call := cmd.kmsg.killedBy(r.Pid); call != "" {
+				r.Reason = "killed with SIGSYS: seccomp refused " + call
+			}
+		}
+		cmd.kmsg.close()
+		cmd.kmsg = nil
+	}
 	if r.Status != StatusOK || *r.ExitCode != 0 {
 		return &ExitError{Result: r}
 	}
