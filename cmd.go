@@ -45,9 +45,10 @@ type Cmd struct {
 	// Start fails.
 	Result *Result
 
-	c    *Container
-	ctx  context.Context
-	kmsg *kmsg // the kernel's log, to name a syscall seccomp killed for
+	c     *Container
+	ctx   context.Context
+	kmsg  *kmsg       // the kernel's log, to name a syscall seccomp killed for
+	learn *supervisor // answers a learning filter's notifications
 
 	mu        sync.Mutex
 	proc      *nsexec.Process
@@ -168,9 +169,13 @@ func (cmd *Cmd) Start() error {
 		closeNow = append(closeNow, f)
 	}
 
-	if cmd.c.seccomp != nil {
+	if cmd.c.seccomp != nil && cmd.c.learner == nil {
 		// To name the syscall if the filter kills the command.
 		cmd.kmsg = openKmsg()
+	}
+	if cmd.c.learner != nil {
+		cmd.learn = &supervisor{l: cmd.c.learner, done: make(chan error, 1)}
+		p.Started = cmd.learn.start
 	}
 	proc, err := nsexec.Start(p, fds)
 	for _, c := range closeNow {
@@ -409,6 +414,13 @@ func (cmd *Cmd) Wait() error {
 
 	ws, ru, werr := proc.Wait()
 	end := time.Now()
+	if cmd.learn != nil {
+		// Every process of the sandbox is gone with PID 1, so the
+		// supervisor sees its filter lose its last user.
+		if err := <-cmd.learn.done; err != nil && werr == nil {
+			werr = err
+		}
+	}
 
 	if cmd.timer != nil {
 		cmd.timer.Stop()

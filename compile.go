@@ -267,7 +267,11 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*nsexec.Program, err
 	if c.seccomp != nil {
 		// Last before execve: the filter then only has to allow execve,
 		// not the setup's own calls.
-		b.Seccomp(c.seccompFilter, 0, "load the seccomp filter ("+c.seccomp.Summary()+")")
+		if c.learner != nil {
+			b.Seccomp(c.seccompFilter, unix.SECCOMP_FILTER_FLAG_NEW_LISTENER, "load the learning seccomp filter, which hands every call to hakoniwa")
+		} else {
+			b.Seccomp(c.seccompFilter, 0, "load the seccomp filter ("+c.seccomp.Summary()+")")
+		}
 	}
 	b.Exec(cmd.path, cmd.argv, cmd.env)
 	return b.P, nil

@@ -113,6 +113,7 @@ type Container struct {
 	seccomp       *seccomp.Profile
 	seccompFilter []unix.SockFilter
 	seccompErr    error
+	learner       *seccomp.Learner
 
 	logger *slog.Logger
 }

@@ -137,7 +137,8 @@ type runOptions struct {
 	limits                                         map[string]*string
 	walltime                                       string
 	rootfsRW, allowNewPrivs, dryRun                bool
-	seccomp                                        string
+	seccomp, seccompLearn                          string
+	learner                                        *seccomp.Learner
 	keepFds                                        []int
 	killGrace                                      time.Duration
 	reportFile                                     string
@@ -249,6 +250,8 @@ Exit status: the command's own code, 128+N when it was killed by signal N,
 	f.BoolVar(&o.rootfsRW, "rootfs-rw", false, "leave the root tmpfs writable")
 	f.BoolVar(&o.allowNewPrivs, "allow-new-privs", false, "do not set no_new_privs")
 	f.StringVar(&o.seccomp, "seccomp", "", "filter syscalls with `PROFILE`: default (the default unless the policy names one), docker (podman), audit, unconfined, or a Docker/OCI JSON file")
+	f.StringVar(&o.seccompLearn, "seccomp-learn", "", "record the syscalls COMMAND makes and write the allowlist that runs it to `FILE` (Docker/OCI JSON, or the seed's [seccomp] section if FILE ends in .toml)")
+	cmd.MarkFlagFilename("seccomp-learn", "json", "toml")
 	cmd.RegisterFlagCompletionFunc("seccomp", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return append([]string(nil), seccomp.Builtin...), cobra.ShellCompDirectiveDefault
 	})
@@ -419,6 +422,14 @@ func (o *runOptions) container(pol *policy.Policy, log *slog.Logger) (*hakoniwa.
 		c.Walltime(time.Duration(secs * float64(time.Second)))
 	}
 	c.RootRW(o.rootfsRW).AllowNewPrivs(o.allowNewPrivs)
+	if o.seccompLearn != "" {
+		if o.seccomp != "" {
+			return nil, usageError{errors.New("--seccomp-learn and --seccomp are exclusive: learning runs under a filter that records every call")}
+		}
+		o.learner = seccomp.NewLearner()
+		c.SeccompLearn(o.learner)
+		return c, nil
+	}
 	// --seccomp wins over the policy's; with neither, the default profile.
 	name := o.seccomp
 	if name == "" && pol.Seccomp == nil {
@@ -555,10 +566,67 @@ func (o *runOptions) run(c *cobra.Command, args []string, stdin io.Reader, stdou
 	cancel()
 	r := cmd.Result
 	o.finish(r, report, log, stderr)
+	if o.learner != nil {
+		if err := o.writeLearned(); err != nil {
+			printError(stderr, err)
+			if r.Status == hakoniwa.StatusOK {
+				return exitCode(125)
+			}
+		} else if log != nil {
+			log.Info(fmt.Sprintf("Seccomp: learned %s, written to %s", o.learner.Profile().Summary(), o.seccompLearn))
+		}
+	}
 	if r.Status != hakoniwa.StatusOK {
 		fmt.Fprintf(stderr, "hakoniwa: %s\n", r.Reason)
 	}
 	return exitCode(r.Code())
+}
+
+// writeLearned writes what --seccomp-learn learned: a JSON profile, or
+// the seed's [seccomp] section for a .toml file (an allowlist of names:
+// that format has no argument checks). The file is written whole, by
+// renaming a new one over it.
+func (o *runOptions) writeLearned() error {
+	p := o.learner.Profile()
+	var data []byte
+	var err error
+	if strings.HasSuffix(o.seccompLearn, ".toml") {
+		var names []string
+		for _, r := range p.Rules {
+			for _, n := range r.Names {
+				if !slices.Contains(names, n) {
+					names = append(names, n)
+				}
+			}
+		}
+		slices.Sort(names)
+		quoted := make([]string, len(names))
+		for i, n := range names {
+			quoted[i] = policy.Quote(n)
+		}
+		data = []byte("# Learned by hakoniwa run --seccomp-learn.\n[seccomp]\ndismatch_action = \"kill_process\"\nsyscalls = [" + strings.Join(quoted, ", ") + "]\n")
+	} else if data, err = p.JSON(); err != nil {
+		return fmt.Errorf("--seccomp-learn: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(o.seccompLearn), ".hakoniwa-seccomp-*")
+	if err != nil {
+		return fmt.Errorf("--seccomp-learn: %w", err)
+	}
+	_, err = tmp.Write(data)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), o.seccompLearn)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("--seccomp-learn: %w", err)
+	}
+	return nil
 }
 
 // setupFailed reports a failure before the command ran.

@@ -89,8 +89,13 @@ type Program struct {
 	// Watchdog starts a watchdog (see Watchdog) right after the clone.
 	Watchdog bool
 	Steps    []Step
-	Slots    int     // number of fd slots the steps use
-	Keep     []int32 // fds kept open across execve, beyond 0-2
+	Slots    int // number of fd slots the steps use
+	// Started, if set, is called right after the clone with the child's
+	// pid and pidfd, before Start waits for the child's execve: a
+	// seccomp supervisor must answer the child's first notification, the
+	// execve itself. It must not keep the pidfd.
+	Started func(pid, pidfd int)
+	Keep    []int32 // fds kept open across execve, beyond 0-2
 
 	fds   []int32     // fd slots, written by the child in its copy of memory
 	stdio [3]int32    // set by Start

@@ -201,6 +201,9 @@ func Start(p *Program, stdio [3]int) (*Process, error) {
 		}
 		proc.watchdog = w
 	}
+	if p.Started != nil {
+		p.Started(res.pid, res.pidfd) // before reap, which closes the pidfd
+	}
 	go proc.reap()
 
 	var rep childReport

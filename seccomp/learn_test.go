@@ -1,0 +1,104 @@
+package seccomp
+
+import (
+	"reflect"
+	"testing"
+
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+)
+
+// TestLearner records calls as the kernel describes them and checks the
+// allowlist it writes: through the VM, and through its JSON read back.
+func TestLearner(t *testing.T) {
+	if native, _ := NativeArch(); native != X86_64 {
+		t.Skip("the numbers below are x86_64's")
+	}
+	l := NewLearner()
+	rec := func(a Arch, name string, args ...uint64) {
+		var arr [6]uint64
+		copy(arr[:], args)
+		nr, _ := a.Number(name)
+		l.Record(a.audit(), int32(nr), arr)
+	}
+	rec(X86_64, "read")
+	rec(X86_64, "write")
+	rec(X86_64, "ioctl", 1, unix.TCGETS)
+	rec(X86_64, "ioctl", 1, 1<<32|unix.TIOCGWINSZ) // the kernel reads 32 bits
+	rec(X86_64, "socket", unix.AF_UNIX, unix.SOCK_STREAM)
+	rec(X86_64, "clone", unix.CLONE_VM|unix.CLONE_THREAD)
+	l.Record(auditArchX86_64, 99999, [6]uint64{})
+
+	p := l.Profile()
+	if got := l.Unknown(); !reflect.DeepEqual(got, []string{"0xc000003e/99999"}) {
+		t.Errorf("Unknown() = %q", got)
+	}
+	prog, err := compile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eperm := Errno(uint16(unix.EPERM)).ret()
+	tests := []struct {
+		name string
+		args []uint64
+		want uint32
+	}{
+		{"read", nil, Allow.ret()},
+		{"write", nil, Allow.ret()},
+		{"getpid", nil, eperm},
+		{"ioctl", []uint64{1, unix.TCGETS}, Allow.ret()},
+		{"ioctl", []uint64{1, unix.TIOCGWINSZ}, Allow.ret()},
+		{"ioctl", []uint64{1, unix.TIOCSTI}, eperm},
+		{"socket", []uint64{unix.AF_UNIX, unix.SOCK_DGRAM}, Allow.ret()},
+		{"socket", []uint64{unix.AF_INET, unix.SOCK_STREAM}, eperm},
+		{"clone", []uint64{unix.CLONE_VM | unix.CLONE_THREAD}, Allow.ret()},
+		{"clone", []uint64{unix.CLONE_NEWUSER}, eperm},
+	}
+	check := func(prog []bpf.Instruction, what string) {
+		for _, tt := range tests {
+			var args [6]uint64
+			copy(args[:], tt.args)
+			if got := run(t, prog, call{X86_64, nr(t, X86_64, tt.name), args}); got != tt.want {
+				t.Errorf("%s: %s%v = %#x, want %#x", what, tt.name, tt.args, got, tt.want)
+			}
+		}
+		// Not an ABI that was used: killed.
+		if got := run(t, prog, call{X86, 3, [6]uint64{}}); got != KillProcess.ret() {
+			t.Errorf("%s: i386 read = %#x, want kill", what, got)
+		}
+	}
+	check(prog, "learned")
+
+	data, err := p.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, unknown, err := ParseJSON(data)
+	if err != nil || len(unknown) > 0 {
+		t.Fatalf("ParseJSON(%s) = %v, %v", data, unknown, err)
+	}
+	if !reflect.DeepEqual(back, p) {
+		t.Errorf("JSON round trip:\n got %s %v\nwant %s %v", back.Summary(), back.Rules, p.Summary(), p.Rules)
+	}
+	prog2, err := compile(back)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(prog2, "from JSON")
+}
+
+// TestLearnerNamespaces: a command that made namespaces keeps clone and
+// unshare without argument checks.
+func TestLearnerNamespaces(t *testing.T) {
+	l := NewLearner()
+	nr, _ := X86_64.Number("unshare")
+	l.Record(auditArchX86_64, int32(nr), [6]uint64{unix.CLONE_NEWNS})
+	p := l.Profile()
+	if len(p.Rules) != 1 || !reflect.DeepEqual(p.Rules[0].Names, []string{"unshare"}) || len(p.Rules[0].Conds) != 0 {
+		t.Errorf("rules %v", p.Rules)
+	}
+	if _, err := (&Profile{Default: Allow, Rules: []Rule{{Names: []string{"read"}, Action: Allow,
+		Conds: []Cond{{Index: 0, Op: OpEQ}, {Index: 0, Op: OpNE}}}}}).JSON(); err == nil {
+		t.Error("JSON of a rule naming an argument twice: no error")
+	}
+}
