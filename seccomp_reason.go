@@ -5,6 +5,7 @@ import (
 	"os"
 	"regexp"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/hakoniwa-go/hakoniwa/seccomp"
@@ -31,7 +32,10 @@ func openKmsg() *kmsg {
 	return &kmsg{os.NewFile(uintptr(fd), "/dev/kmsg")}
 }
 
-var seccompRecord = regexp.MustCompile(`type=1326 .* pid=(\d+) .* sig=(\d+) arch=([0-9a-f]+) syscall=(\d+)`)
+// Compiled on first use: every run of hakoniwa would pay for it at start-up.
+var seccompRecord = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`type=1326 .* pid=(\d+) .* sig=(\d+) arch=([0-9a-f]+) syscall=(\d+)`)
+})
 
 // killedBy returns the syscall that seccomp killed pid for, as "name
 // (number)", waiting a little for the record, which the kernel's audit
@@ -62,7 +66,7 @@ func (k *kmsg) killedBy(pid int) string {
 // seccompKill reads one record of the kernel's log: if it is seccomp's
 // audit record of a kill of pid, it returns the syscall.
 func seccompKill(record []byte, pid int) (string, bool) {
-	m := seccompRecord.FindSubmatch(record)
+	m := seccompRecord().FindSubmatch(record)
 	if m == nil || string(m[1]) != strconv.Itoa(pid) || string(m[2]) == "0" {
 		return "", false // not pid's, or not a kill (sig=0: a logged call)
 	}

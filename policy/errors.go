@@ -421,14 +421,15 @@ var renamedMount = map[string]string{
 	"read_only":   `rw = false (the default)`,
 }
 
-var mountKey = regexp.MustCompile(`^mounts\[\d+\]\.([^.]+)$`)
+// Compiled on first use: every run of hakoniwa would pay for it at start-up.
+var mountKey = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^mounts\[\d+\]\.([^.]+)$`) })
 
 // hint suggests what to write instead of an unknown key.
 func hint(key string) string {
 	if s, ok := renamedTop[key]; ok {
 		return "; write " + s
 	}
-	if m := mountKey.FindStringSubmatch(key); m != nil {
+	if m := mountKey().FindStringSubmatch(key); m != nil {
 		if s, ok := renamedMount[m[1]]; ok {
 			return "; write " + s
 		}

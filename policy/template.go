@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"text/template"
 	"text/template/parse"
 	"unicode/utf8"
@@ -283,7 +284,10 @@ func call(pos parse.Pos, name string) *parse.CommandNode {
 
 // templateError turns a text/template error, "template: NAME:LINE:COL:
 // msg", into an Error with the place.
-var templatePlace = regexp.MustCompile(`^template: (.*?):(\d+)(?::(\d+))?: (.*)$`)
+// Compiled on first use: every run of hakoniwa would pay for it at start-up.
+var templatePlace = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^template: (.*?):(\d+)(?::(\d+))?: (.*)$`)
+})
 
 func templateError(name string, err error) error {
 	msg := err.Error()
@@ -291,7 +295,7 @@ func templateError(name string, err error) error {
 	if errors.As(err, &fe) {
 		return fe // from a file included as text, already placed there
 	}
-	if m := templatePlace.FindStringSubmatch(msg); m != nil && m[1] == name {
+	if m := templatePlace().FindStringSubmatch(msg); m != nil && m[1] == name {
 		line, _ := strconv.Atoi(m[2])
 		col := 1 // a parse error names no column
 		if m[3] != "" {

@@ -3,8 +3,8 @@ package seccomp
 import (
 	"fmt"
 	"runtime"
-	"sort"
 	"strings"
+	"sync"
 )
 
 // Arch is a system call ABI that a filter can meet.
@@ -77,18 +77,55 @@ func (a Arch) audit() uint32 {
 	return 0
 }
 
+// entry is one syscall of a generated table.
+type entry struct {
+	name string
+	nr   int
+}
+
+// tables are the syscall tables by name and by number, made on first use
+// rather than at start-up, which every run of hakoniwa would pay for.
+var tables = sync.OnceValue(func() map[Arch]*table {
+	t := map[Arch]*table{
+		X86_64:  newTable(tableX86_64),
+		X86:     newTable(tableX86),
+		AARCH64: newTable(tableAARCH64),
+	}
+	// x32 is x86_64 with its own numbers for some calls, all with x32Bit.
+	x32 := make([]entry, len(tableX86_64))
+	for i, e := range tableX86_64 {
+		if nr, ok := x32Numbers[e.name]; ok {
+			e.nr = nr
+		}
+		x32[i] = entry{e.name, e.nr | x32Bit}
+	}
+	t[X32] = newTable(x32)
+	return t
+})
+
+type table struct {
+	byName map[string]int
+	byNr   map[int]string
+}
+
+func newTable(entries []entry) *table {
+	t := &table{byName: make(map[string]int, len(entries)), byNr: make(map[int]string, len(entries))}
+	for _, e := range entries {
+		t.byName[e.name] = e.nr
+		// One name per number, the first in the table's order (by number,
+		// then by name), the same each time.
+		if _, dup := t.byNr[e.nr]; !dup {
+			t.byNr[e.nr] = e.name
+		}
+	}
+	return t
+}
+
 // table returns a's syscall numbers by name, or nil for an ABI this
 // package has no table for.
 func (a Arch) table() map[string]int {
-	switch a {
-	case X86_64:
-		return tableX86_64
-	case X86:
-		return tableX86
-	case X32:
-		return tableX32
-	case AARCH64:
-		return tableAARCH64
+	if t := tables()[a]; t != nil {
+		return t.byName
 	}
 	return nil
 }
@@ -101,32 +138,10 @@ func (a Arch) Number(name string) (int, bool) {
 
 // Name returns the name of syscall number nr in a, or "".
 func (a Arch) Name(nr int) string {
-	return byNumberCache[a][nr]
-}
-
-// byNumberCache is every table turned around, made once.
-var byNumberCache = map[Arch]map[int]string{}
-
-func byNumber(a Arch) map[int]string {
-	m := map[int]string{}
-	t := a.table()
-	names := make([]string, 0, len(t))
-	for n := range t {
-		names = append(names, n)
+	if t := tables()[a]; t != nil {
+		return t.byNr[nr]
 	}
-	sort.Strings(names) // one name per number, the same each time
-	for _, n := range names {
-		if _, dup := m[t[n]]; !dup {
-			m[t[n]] = n
-		}
-	}
-	return m
-}
-
-func init() {
-	for _, a := range []Arch{X86_64, X86, X32, AARCH64} {
-		byNumberCache[a] = byNumber(a)
-	}
+	return ""
 }
 
 // x32Numbers are the x32 ABI's own numbers for the syscalls whose
@@ -144,15 +159,3 @@ var x32Numbers = map[string]int{
 	"process_vm_writev": 540, "setsockopt": 541, "getsockopt": 542, "io_setup": 543,
 	"io_submit": 544, "execveat": 545, "preadv2": 546, "pwritev2": 547,
 }
-
-// tableX32 is x86_64's table with the x32 numbers, all with x32Bit.
-var tableX32 = func() map[string]int {
-	t := make(map[string]int, len(tableX86_64))
-	for name, nr := range tableX86_64 {
-		if x, ok := x32Numbers[name]; ok {
-			nr = x
-		}
-		t[name] = nr | x32Bit
-	}
-	return t
-}()

@@ -5,12 +5,30 @@ package mountopt
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 )
 
-var tmpfsSize = regexp.MustCompile(`^[0-9]+[kKmMgG]?$|^[0-9]{1,3}%$`)
+// tmpfsSize reports whether s is a tmpfs size: digits with an optional k,
+// m or g (either case), or 1 to 3 digits and %.
+func tmpfsSize(s string) bool {
+	digits := strings.TrimRight(s, "0123456789kKmMgG%")
+	if digits != "" {
+		return false
+	}
+	n := len(s) - len(strings.TrimLeft(s, "0123456789"))
+	switch rest := s[n:]; {
+	case n == 0:
+		return false
+	case rest == "":
+		return true
+	case rest == "%":
+		return n <= 3
+	case len(rest) == 1:
+		return strings.ContainsAny(rest, "kKmMgG")
+	}
+	return false
+}
 
 // Tmpfs checks tmpfs options, such as "size=64M,mode=1777,ro", and returns
 // them as fsconfig key-value pairs (the mode first, 0755 unless given), and
@@ -30,7 +48,7 @@ func Tmpfs(s string) (opts [][2]string, ro bool, err error) {
 			ro = false
 			continue
 		case "size", "nr_blocks", "nr_inodes":
-			if !tmpfsSize.MatchString(v) {
+			if !tmpfsSize(v) {
 				return nil, false, fmt.Errorf("bad %s %q: want a number with an optional k, m, g or %% suffix", k, v)
 			}
 		case "mode":

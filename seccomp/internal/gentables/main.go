@@ -46,9 +46,11 @@ func main() {
 		sort.Slice(names, func(i, j int) bool {
 			return nums[names[i]] < nums[names[j]] || nums[names[i]] == nums[names[j]] && names[i] < names[j]
 		})
-		fmt.Fprintf(&b, "// %s is from %s.\nvar %s = map[string]int{\n", t.name, t.file, t.name)
+		// A slice, not a map: static data that costs nothing at start-up;
+		// the package builds its maps on first use.
+		fmt.Fprintf(&b, "// %s is from %s.\nvar %s = []entry{\n", t.name, t.file, t.name)
 		for _, n := range names {
-			fmt.Fprintf(&b, "\t%q: %d,\n", n, nums[n])
+			fmt.Fprintf(&b, "\t{%q, %d},\n", n, nums[n])
 		}
 		b.WriteString("}\n\n")
 	}
