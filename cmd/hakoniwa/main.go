@@ -608,9 +608,20 @@ func (o *runOptions) writeLearned() error {
 	} else if data, err = p.JSON(); err != nil {
 		return fmt.Errorf("--seccomp-learn: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(o.seccompLearn), ".hakoniwa-seccomp-*")
-	if err != nil {
+	if err := replaceFile(o.seccompLearn, data); err != nil {
 		return fmt.Errorf("--seccomp-learn: %w", err)
+	}
+	return nil
+}
+
+// replaceFile writes data to a new file beside path and renames it over
+// path, so that path is never seen half-written, and a command that could
+// reach path (through a read-write bind) cannot leave its own contents
+// there instead.
+func replaceFile(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".hakoniwa-*")
+	if err != nil {
+		return err
 	}
 	_, err = tmp.Write(data)
 	if cerr := tmp.Close(); err == nil {
@@ -620,13 +631,12 @@ func (o *runOptions) writeLearned() error {
 		err = os.Chmod(tmp.Name(), 0o644)
 	}
 	if err == nil {
-		err = os.Rename(tmp.Name(), o.seccompLearn)
+		err = os.Rename(tmp.Name(), path)
 	}
 	if err != nil {
 		os.Remove(tmp.Name())
-		return fmt.Errorf("--seccomp-learn: %w", err)
 	}
-	return nil
+	return err
 }
 
 // setupFailed reports a failure before the command ran.
@@ -685,22 +695,7 @@ func (r *report) write(js string) error {
 		_, err := r.fd.WriteString(js + "\n")
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(r.path), ".hakoniwa-report-*")
-	if err != nil {
-		return fmt.Errorf("--report-file: %w", err)
-	}
-	_, err = tmp.WriteString(js + "\n")
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), r.path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
+	if err := replaceFile(r.path, []byte(js+"\n")); err != nil {
 		return fmt.Errorf("--report-file: %w", err)
 	}
 	return nil
