@@ -8,6 +8,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"flag"
 	"fmt"
 	"go/format"
 	"log"
@@ -23,6 +24,8 @@ import (
 var line = regexp.MustCompile(`^\s*SYS_([A-Z0-9_]+)\s*=\s*(\d+)`)
 
 func main() {
+	output := flag.String("o", "zsyscalls.go", "the file to write")
+	flag.Parse()
 	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}} {{.Version}}", "golang.org/x/sys").Output()
 	if err != nil {
 		log.Fatalf("go list golang.org/x/sys: %v", err)
@@ -58,7 +61,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	if err := os.WriteFile("zsyscalls.go", src, 0o644); err != nil {
+	if err := os.WriteFile(*output, src, 0o644); err != nil {
 		log.Fatal(err)
 	}
 }
