@@ -174,7 +174,7 @@ func (cmd *Cmd) Start() error {
 		cmd.kmsg = openKmsg()
 	}
 	if cmd.c.learner != nil {
-		cmd.learn = &supervisor{l: cmd.c.learner, done: make(chan error, 1)}
+		cmd.learn = newSupervisor(cmd.c.learner)
 		p.Started = cmd.learn.start
 	}
 	proc, err := nsexec.Start(p, fds)
@@ -184,6 +184,10 @@ func (cmd *Cmd) Start() error {
 	if err != nil && cmd.kmsg != nil {
 		cmd.kmsg.close()
 		cmd.kmsg = nil
+	}
+	if err != nil && cmd.learn != nil {
+		cmd.learn.startDone() // the clone failed, or the child before its execve
+		cmd.learn = nil
 	}
 	if err != nil {
 		var se *nsexec.StepError

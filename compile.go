@@ -253,6 +253,14 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*nsexec.Program, err
 	if c.seccompErr != nil {
 		return nil, configErr("seccomp", "%v", c.seccompErr)
 	}
+	if c.learner != nil && !c.copyMemory {
+		return nil, configErr("seccomp learn", "needs CopyMemory(true): the supervisor must answer the child's execve, which a caller held in vfork could not")
+	}
+	if c.seccomp != nil && c.learner == nil {
+		if err := c.seccomp.AllowsExecve(); err != nil {
+			return nil, configErr("seccomp", "%v", err)
+		}
+	}
 	if log != nil {
 		if c.seccomp == nil {
 			log.Info("Seccomp: disabled")

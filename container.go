@@ -277,7 +277,7 @@ func (c *Container) Watchdog(on bool) *Container { c.watchdog = on; return c }
 // seccomp); nil, the default, loads no filter. The filter is compiled here,
 // once for every command of c; an error in p is returned by Start.
 func (c *Container) Seccomp(p *seccomp.Profile) *Container {
-	c.seccomp, c.seccompFilter, c.seccompErr = p, nil, nil
+	c.seccomp, c.seccompFilter, c.seccompErr, c.learner = p, nil, nil, nil
 	if p != nil {
 		c.seccompFilter, c.seccompErr = seccomp.Compile(p)
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,7 +17,9 @@ import (
 // the kernel writes when seccomp kills a process ("type=1326 … pid=N …
 // sig=31 arch=c000003e syscall=83"): it names the syscall, which the wait
 // status does not. Reading /dev/kmsg needs root, or kernel.dmesg_restrict
-// = 0; without it the reason stays general.
+// = 0; without it the reason stays general. The record's pid is in the
+// kernel's first pid namespace, so hakoniwa running in a container of its
+// own does not find it either.
 type kmsg struct{ f *os.File }
 
 // openKmsg opens the kernel's log at its end, or returns nil.
@@ -43,13 +46,10 @@ var seccompRecord = sync.OnceValue(func() *regexp.Regexp {
 func (k *kmsg) killedBy(pid int) string {
 	buf := make([]byte, 8192)
 	deadline := time.Now().Add(50 * time.Millisecond)
-	for {
+	for !time.Now().After(deadline) {
 		n, err := unix.Read(int(k.f.Fd()), buf)
 		switch {
 		case err == unix.EAGAIN:
-			if time.Now().After(deadline) {
-				return ""
-			}
 			time.Sleep(2 * time.Millisecond)
 			continue
 		case err == unix.EPIPE:
@@ -61,11 +61,18 @@ func (k *kmsg) killedBy(pid int) string {
 			return call
 		}
 	}
+	return ""
 }
 
 // seccompKill reads one record of the kernel's log: if it is seccomp's
 // audit record of a kill of pid, it returns the syscall.
 func seccompKill(record []byte, pid int) (string, bool) {
+	// A record is "PRIO,SEQ,TIME,FLAGS;TEXT": the kernel's have facility
+	// 0, so PRIO < 8; one that a program wrote to /dev/kmsg has not.
+	prio, _, ok := strings.Cut(string(record), ",")
+	if p, err := strconv.Atoi(prio); !ok || err != nil || p >= 8 {
+		return "", false
+	}
 	m := seccompRecord().FindSubmatch(record)
 	if m == nil || string(m[1]) != strconv.Itoa(pid) || string(m[2]) == "0" {
 		return "", false // not pid's, or not a kill (sig=0: a logged call)

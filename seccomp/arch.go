@@ -39,7 +39,8 @@ func NativeArch() (native Arch, others []Arch) {
 	case "amd64":
 		return X86_64, []Arch{X86, X32}
 	case "arm64":
-		return AARCH64, []Arch{ARM}
+		// arm (aarch32) has no table here: not listed, so killed.
+		return AARCH64, nil
 	}
 	return Arch(runtime.GOARCH), nil
 }

@@ -27,6 +27,7 @@ func TestLearner(t *testing.T) {
 	rec(X86_64, "ioctl", 1, 1<<32|unix.TIOCGWINSZ) // the kernel reads 32 bits
 	rec(X86_64, "socket", unix.AF_UNIX, unix.SOCK_STREAM)
 	rec(X86_64, "clone", unix.CLONE_VM|unix.CLONE_THREAD)
+	rec(X86_64, "clone3")
 	l.Record(auditArchX86_64, 99999, [6]uint64{})
 
 	p := l.Profile()
@@ -53,6 +54,11 @@ func TestLearner(t *testing.T) {
 		{"socket", []uint64{unix.AF_INET, unix.SOCK_STREAM}, eperm},
 		{"clone", []uint64{unix.CLONE_VM | unix.CLONE_THREAD}, Allow.ret()},
 		{"clone", []uint64{unix.CLONE_NEWUSER}, eperm},
+		// clone3's flags are out of reach: ENOSYS, so that the C library
+		// falls back to clone.
+		{"clone3", []uint64{0}, Errno(uint16(unix.ENOSYS)).ret()},
+		// The default profile's checks stay in front.
+		{"ioctl", []uint64{1, 1<<32 | unix.TIOCSTI}, eperm},
 	}
 	check := func(prog []bpf.Instruction, what string) {
 		for _, tt := range tests {
@@ -94,8 +100,14 @@ func TestLearnerNamespaces(t *testing.T) {
 	nr, _ := X86_64.Number("unshare")
 	l.Record(auditArchX86_64, int32(nr), [6]uint64{unix.CLONE_NEWNS})
 	p := l.Profile()
-	if len(p.Rules) != 1 || !reflect.DeepEqual(p.Rules[0].Names, []string{"unshare"}) || len(p.Rules[0].Conds) != 0 {
+	last := p.Rules[len(p.Rules)-1]
+	if !reflect.DeepEqual(last.Names, []string{"unshare"}) || len(last.Conds) != 0 || last.Action != Allow {
 		t.Errorf("rules %v", p.Rules)
+	}
+	for _, r := range p.Rules[:len(p.Rules)-1] {
+		if r.Names[0] == "unshare" || r.Names[0] == "clone" {
+			t.Errorf("a namespace rule in front: %v", r)
+		}
 	}
 	if _, err := (&Profile{Default: Allow, Rules: []Rule{{Names: []string{"read"}, Action: Allow,
 		Conds: []Cond{{Index: 0, Op: OpEQ}, {Index: 0, Op: OpNE}}}}}).JSON(); err == nil {

@@ -60,6 +60,14 @@ func ParseJSON(data []byte) (*Profile, []string, error) {
 			return nil, nil, fmt.Errorf("seccomp profile: syscalls[%d] is null", i)
 		}
 	}
+	// Keys that the OCI format has and hakoniwa does not do: refused,
+	// never ignored.
+	switch {
+	case len(check.Flags) > 0:
+		return nil, nil, fmt.Errorf("seccomp profile: flags %v: filter flags are not supported", check.Flags)
+	case check.ListenerPath != "" || check.ListenerMetadata != "":
+		return nil, nil, errors.New("seccomp profile: listenerPath: hakoniwa does not hand notifications to another program (--seccomp-learn records a run instead)")
+	}
 	spec, err := moby.LoadProfile(string(data), dockerSpec())
 	if err != nil {
 		return nil, nil, fmt.Errorf("seccomp profile: %w", err)
@@ -78,6 +86,9 @@ func fromSpec(s *specs.LinuxSeccomp) (*Profile, []string, error) {
 	def, err := ParseAction(string(s.DefaultAction), s.DefaultErrnoRet)
 	if err != nil {
 		return nil, nil, fmt.Errorf("seccomp profile: defaultAction: %w", err)
+	}
+	if def.Kind == ActNotify {
+		return nil, nil, errors.New("seccomp profile: defaultAction: SCMP_ACT_NOTIFY needs a supervisor, which a profile cannot name")
 	}
 	p := &Profile{Default: def}
 	native, others := NativeArch()
@@ -101,6 +112,9 @@ func fromSpec(s *specs.LinuxSeccomp) (*Profile, []string, error) {
 		act, err := ParseAction(string(sc.Action), sc.ErrnoRet)
 		if err != nil {
 			return nil, nil, fmt.Errorf("seccomp profile: syscalls[%d]: %w", i, err)
+		}
+		if act.Kind == ActNotify {
+			return nil, nil, fmt.Errorf("seccomp profile: syscalls[%d]: SCMP_ACT_NOTIFY needs a supervisor, which a profile cannot name", i)
 		}
 		var names []string
 		for _, name := range sc.Names {

@@ -3,6 +3,7 @@ package seccomp
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -226,6 +227,32 @@ func (p *Profile) Check() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// AllowsExecve reports an error if p refuses execve outright on the
+// machine's own ABI: the filter is loaded right before the command's
+// execve, which would then fail or be killed, with nothing to say that the
+// filter did it. A rule with conditions on execve is taken to allow it.
+func (p *Profile) AllowsExecve() error {
+	native, _ := NativeArch()
+	if !slices.Contains(p.arches(), native) {
+		return fmt.Errorf("the profile does not list the machine's ABI (%s), so the command could not even start", native)
+	}
+	act := p.Default
+	for _, r := range p.Rules {
+		if slices.Contains(r.Names, "execve") {
+			if len(r.Conds) > 0 {
+				return nil
+			}
+			act = r.Action
+			break
+		}
+	}
+	switch act.Kind {
+	case ActAllow, ActLog:
+		return nil
+	}
+	return fmt.Errorf("the profile gives execve %s, so the command could not start (the filter is loaded right before its execve): allow execve", act)
 }
 
 // arches returns the ABIs p lets through, the native one first.

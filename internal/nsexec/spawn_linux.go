@@ -214,6 +214,12 @@ func Start(p *Program, stdio [3]int) (*Process, error) {
 	if err == io.EOF {
 		return proc, nil
 	}
+	if n == int(unsafe.Sizeof(rep)) {
+		// The child reported a failure and exits; make sure of it, as
+		// a seccomp filter that refuses exit_group would keep it
+		// spinning.
+		proc.Signal(unix.SIGKILL)
+	}
 	<-proc.done
 	if err != nil && err != io.ErrUnexpectedEOF {
 		return nil, fmt.Errorf("read child status: %w", err)
