@@ -272,6 +272,18 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*nsexec.Program, err
 		}
 		log.Info(fmt.Sprintf("Execve: %s %q", cmd.path, cmd.argv))
 	}
+	if c.landlock != nil {
+		missing, err := compileLandlock(b, c.landlock, landlockABI())
+		if err != nil {
+			return nil, configErr("landlock", "%v", err)
+		}
+		if log != nil {
+			log.Info(fmt.Sprintf("Landlock: ABI %d, fs rules %d, tcp bind %v, tcp connect %v", landlockABI(), len(c.landlock.FS), c.landlock.TCPBind, c.landlock.TCPConnect))
+			for _, m := range missing {
+				log.Warn("Landlock: not enforced by this kernel: " + m)
+			}
+		}
+	}
 	if c.seccomp != nil {
 		// Last before execve: the filter then only has to allow execve,
 		// not the setup's own calls.

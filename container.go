@@ -114,6 +114,7 @@ type Container struct {
 	seccompFilter []unix.SockFilter
 	seccompErr    error
 	learner       *seccomp.Learner
+	landlock      *Landlock
 
 	logger *slog.Logger
 }

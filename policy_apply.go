@@ -101,6 +101,9 @@ func (c *Container) ApplyPolicy(p *policy.Policy) error {
 			c.Setenv(e.Name, v)
 		}
 	}
+	if ll := p.Landlock; ll != nil {
+		c.Landlock(landlockOf(ll))
+	}
 	for _, l := range p.Limits {
 		if l.Type == "walltime" {
 			c.Walltime(time.Duration(l.Value) * time.Second)
@@ -109,6 +112,37 @@ func (c *Container) ApplyPolicy(p *policy.Policy) error {
 		}
 	}
 	return nil
+}
+
+// landlockOf turns the policy's landlock table into rules: a resource is
+// restricted when the last resources entry for it says so, or when it has
+// rules; an explicit unrestrict (checked to have no rules) lifts it.
+func landlockOf(ll *policy.Landlock) *Landlock {
+	state := map[string]bool{} // resource -> restricted
+	var order []string
+	for _, r := range ll.Resources {
+		if _, seen := state[r.Type]; !seen {
+			order = append(order, r.Type)
+		}
+		state[r.Type] = !r.Unrestrict
+	}
+	l := &Landlock{}
+	for _, r := range order {
+		if state[r] {
+			l.Restrict = append(l.Restrict, r)
+		}
+	}
+	for _, r := range ll.FS {
+		l.FS = append(l.FS, LandlockPath{Path: r.Path, Access: r.Access})
+	}
+	for _, r := range ll.Net {
+		if r.Access == "tcp.bind" {
+			l.TCPBind = append(l.TCPBind, r.Port)
+		} else {
+			l.TCPConnect = append(l.TCPConnect, r.Port)
+		}
+	}
+	return l
 }
 
 // limitResources maps the policy's limit types to rlimit resources.

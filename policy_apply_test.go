@@ -102,7 +102,7 @@ func TestApplyPolicyErrors(t *testing.T) {
 		{"bad mount type", policy.Policy{Mounts: []policy.Mount{{Type: "nfs", Destination: "/x"}}}, `mounts[0].type: unknown type "nfs"`},
 		{"relative destination", policy.Policy{Mounts: []policy.Mount{{Source: "/usr", Destination: "usr"}}}, `mounts[0].destination: "usr" is not an absolute path`},
 		{"tmpfs option", policy.Policy{Mounts: []policy.Mount{{Type: "tmpfs", Destination: "/t", Options: "exec"}}}, `mounts[0].options: unknown option "exec"`},
-		{"landlock", policy.Policy{Landlock: &policy.Landlock{Resources: []policy.LandlockResource{{Type: "fs"}}}}, "landlock.resources[0]: Landlock is not built"},
+		{"landlock", policy.Policy{Landlock: &policy.Landlock{Resources: []policy.LandlockResource{{Type: "fs", Unrestrict: true}}, FS: []policy.LandlockFS{{Path: "/usr", Access: "r"}}}}, "landlock.fs[0]: fs is unrestricted"},
 		{"pasta", policy.Policy{Network: &policy.Network{Mode: "pasta"}}, "network.mode: user-mode networking (pasta) is not built"},
 		{"hostname and shared uts", policy.Policy{Hostname: str("h"), Namespaces: []policy.Namespace{{Type: "uts", Share: true}}}, "hostname: the hostname cannot be set with the uts namespace shared"},
 		{"limit", policy.Policy{Limits: []policy.Limit{{Type: "memory", Value: 1}}}, `limits[0].type: unknown limit "memory"`},

@@ -132,15 +132,15 @@ func (p *Policy) check(d *doc) ErrorList {
 		}
 	}
 	if ll := p.Landlock; ll != nil {
-		restricted := map[string]bool{}
+		// A rule restricts its resource; one that resources explicitly
+		// unrestricts (as a profile does to lift an include's restriction)
+		// would do nothing, which is an error.
+		unrestricted := map[string]bool{}
 		for i, r := range ll.Resources {
 			key := index("landlock.resources", i)
 			switch r.Type {
 			case "fs", "tcp.bind", "tcp.connect":
-				restricted[r.Type] = !r.Unrestrict
-				if !r.Unrestrict {
-					add(d.errAt(key, notBuilt, "Landlock"))
-				}
+				unrestricted[r.Type] = r.Unrestrict
 			default:
 				add(d.errAt(key+".type", "unknown resource %q (want fs, tcp.bind or tcp.connect)", r.Type))
 			}
@@ -151,8 +151,8 @@ func (p *Policy) check(d *doc) ErrorList {
 			if r.Access == "" || strings.Trim(strings.ToLower(r.Access), "rwx-") != "" {
 				add(d.errAt(key+".access", "bad access %q: want r, w, x or - each, such as \"r-x\"", r.Access))
 			}
-			if !restricted["fs"] {
-				add(d.errAt(key, "a rule for fs does nothing unless fs is restricted: add resources = [{ type = \"fs\" }]"))
+			if unrestricted["fs"] {
+				add(d.errAt(key, "fs is unrestricted (resources … unrestrict = true), so this rule would do nothing"))
 			}
 		}
 		for i, r := range ll.Net {
@@ -162,8 +162,8 @@ func (p *Policy) check(d *doc) ErrorList {
 			}
 			switch r.Access {
 			case "tcp.bind", "tcp.connect":
-				if !restricted[r.Access] {
-					add(d.errAt(key, "a rule for %s does nothing unless %s is restricted: add resources = [{ type = %q }]", r.Access, r.Access, r.Access))
+				if unrestricted[r.Access] {
+					add(d.errAt(key, "%s is unrestricted (resources … unrestrict = true), so this rule would do nothing", r.Access))
 				}
 			default:
 				add(d.errAt(key+".access", "bad access %q: want tcp.bind or tcp.connect", r.Access))

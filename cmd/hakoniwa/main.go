@@ -138,6 +138,9 @@ type runOptions struct {
 	walltime                                       string
 	rootfsRW, allowNewPrivs, dryRun                bool
 	seccomp, seccompLearn                          string
+	llRestrict, llTCPBind, llTCPConnect            []string
+	llFS                                           map[string]*[]string
+	llStrict                                       bool
 	learner                                        *seccomp.Learner
 	keepFds                                        []int
 	killGrace                                      time.Duration
@@ -162,7 +165,7 @@ var limitFlags = []struct {
 }
 
 func newRunCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
-	o := &runOptions{limits: map[string]*string{}}
+	o := &runOptions{limits: map[string]*string{}, llFS: map[string]*[]string{}}
 	cmd := &cobra.Command{
 		Use:   "run [flags] [-- COMMAND [ARGS...]]",
 		Short: "Run COMMAND in a sandbox (default $SHELL, else /bin/sh)",
@@ -250,6 +253,13 @@ Exit status: the command's own code, 128+N when it was killed by signal N,
 	f.BoolVar(&o.rootfsRW, "rootfs-rw", false, "leave the root tmpfs writable")
 	f.BoolVar(&o.allowNewPrivs, "allow-new-privs", false, "do not set no_new_privs")
 	f.StringVar(&o.seccomp, "seccomp", "", "filter syscalls with `PROFILE`: default (the default unless the policy names one), docker (podman), audit, unconfined, or a Docker/OCI JSON file")
+	f.StringSliceVar(&o.llRestrict, "landlock-restrict", nil, "restrict `RESOURCES` with Landlock: fs, tcp.bind, tcp.connect (a rule of a resource restricts it too)")
+	for _, a := range []string{"ro", "rw", "rx", "rwx"} {
+		o.llFS[a] = f.StringArray("landlock-fs-"+a, nil, "allow "+a+" access under `PATHS` inside the sandbox (':' or ',' separated; repeatable)")
+	}
+	f.StringSliceVar(&o.llTCPBind, "landlock-tcp-bind", nil, "allow binding the TCP `PORTS` (such as 80,8000-8100)")
+	f.StringSliceVar(&o.llTCPConnect, "landlock-tcp-connect", nil, "allow connecting to the TCP `PORTS`")
+	f.BoolVar(&o.llStrict, "landlock-strict", false, "fail when the kernel's Landlock cannot enforce a right asked for (the default leaves it out and logs it)")
 	f.StringVar(&o.seccompLearn, "seccomp-learn", "", "record the syscalls COMMAND makes and write the allowlist that runs it to `FILE` (Docker/OCI JSON, or the seed's [seccomp] section if FILE ends in .toml)")
 	cmd.MarkFlagFilename("seccomp-learn", "json", "toml")
 	cmd.RegisterFlagCompletionFunc("seccomp", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
@@ -422,6 +432,11 @@ func (o *runOptions) container(pol *policy.Policy, log *slog.Logger) (*hakoniwa.
 		c.Walltime(time.Duration(secs * float64(time.Second)))
 	}
 	c.RootRW(o.rootfsRW).AllowNewPrivs(o.allowNewPrivs)
+	if ll, err := o.landlock(); err != nil {
+		return nil, err
+	} else if ll != nil {
+		c.Landlock(ll)
+	}
 	if o.seccompLearn != "" {
 		if o.seccomp != "" {
 			return nil, usageError{errors.New("--seccomp-learn and --seccomp are exclusive: learning runs under a filter that records every call")}
@@ -580,6 +595,51 @@ func (o *runOptions) run(c *cobra.Command, args []string, stdin io.Reader, stdou
 		fmt.Fprintf(stderr, "hakoniwa: %s\n", r.Reason)
 	}
 	return exitCode(r.Code())
+}
+
+// landlock builds the Landlock rules of the --landlock-* flags, or nil.
+func (o *runOptions) landlock() (*hakoniwa.Landlock, error) {
+	ll := &hakoniwa.Landlock{Restrict: o.llRestrict, Strict: o.llStrict}
+	for _, a := range []string{"ro", "rw", "rx", "rwx"} {
+		access := map[string]string{"ro": "r--", "rw": "rw-", "rx": "r-x", "rwx": "rwx"}[a]
+		for _, v := range *o.llFS[a] {
+			for _, p := range strings.FieldsFunc(v, func(r rune) bool { return r == ':' || r == ',' }) {
+				if !strings.HasPrefix(p, "/") {
+					return nil, usageError{fmt.Errorf("--landlock-fs-%s %q: want absolute paths inside the sandbox", a, p)}
+				}
+				ll.FS = append(ll.FS, hakoniwa.LandlockPath{Path: p, Access: access})
+			}
+		}
+	}
+	for _, ports := range []struct {
+		flag string
+		in   []string
+		out  *[]uint16
+	}{{"--landlock-tcp-bind", o.llTCPBind, &ll.TCPBind}, {"--landlock-tcp-connect", o.llTCPConnect, &ll.TCPConnect}} {
+		for _, p := range ports.in {
+			lo, hi, isRange := strings.Cut(p, "-")
+			if !isRange {
+				hi = lo
+			}
+			a, err1 := strconv.ParseUint(lo, 10, 16)
+			b, err2 := strconv.ParseUint(hi, 10, 16)
+			if err1 != nil || err2 != nil || a == 0 || b < a {
+				return nil, usageError{fmt.Errorf("%s %q: want ports from 1 to 65535, or a range such as 8000-8100", ports.flag, p)}
+			}
+			for n := a; n <= b; n++ {
+				*ports.out = append(*ports.out, uint16(n))
+			}
+		}
+	}
+	for _, r := range ll.Restrict {
+		if r != "fs" && r != "tcp.bind" && r != "tcp.connect" {
+			return nil, usageError{fmt.Errorf("--landlock-restrict %q: want fs, tcp.bind or tcp.connect", r)}
+		}
+	}
+	if len(ll.Restrict) == 0 && len(ll.FS) == 0 && len(ll.TCPBind) == 0 && len(ll.TCPConnect) == 0 {
+		return nil, nil
+	}
+	return ll, nil
 }
 
 // writeLearned writes what --seccomp-learn learned: a JSON profile, or

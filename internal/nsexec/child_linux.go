@@ -129,6 +129,15 @@ func runChild(p *Program, errfd int32) {
 				_, _, errno = syscall.RawSyscall(unix.SYS_IOCTL, r1, unix.SIOCSIFFLAGS, uintptr(s.Ptr))
 				syscall.RawSyscall(unix.SYS_CLOSE, r1, 0, 0)
 			}
+		case OpLandlockCreate:
+			r1, _, errno = syscall.RawSyscall(unix.SYS_LANDLOCK_CREATE_RULESET, uintptr(s.Ptr), s.N, 0)
+			p.fds[s.Slot] = int32(r1)
+		case OpLandlockPath:
+			errno = landlockPath(p, s)
+		case OpLandlockPort:
+			_, _, errno = syscall.RawSyscall6(unix.SYS_LANDLOCK_ADD_RULE, uintptr(p.fds[s.Slot]), landlockRuleNetPort, uintptr(s.Ptr), 0, 0, 0)
+		case OpLandlockRestrict:
+			_, _, errno = syscall.RawSyscall(unix.SYS_LANDLOCK_RESTRICT_SELF, uintptr(p.fds[s.Slot]), 0, 0)
 		case OpSeccomp:
 			_, _, errno = syscall.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, s.A, uintptr(s.Ptr))
 		case OpUmask:
@@ -163,6 +172,32 @@ func runChild(p *Program, errfd int32) {
 
 // atFDCWD is AT_FDCWD as a system call argument.
 const atFDCWD = ^uintptr(99) // -100
+
+// landlockRuleNetPort is LANDLOCK_RULE_NET_PORT.
+const landlockRuleNetPort = 2
+
+// landlockPath opens the step's path, and adds a path-beneath rule for it
+// to the ruleset: the step's access for a directory, its file access for
+// anything else (the kernel refuses directory rights on a file).
+//
+//go:nosplit
+//go:norace
+func landlockPath(p *Program, s *Step) syscall.Errno {
+	fd, _, errno := syscall.RawSyscall6(unix.SYS_OPENAT2, atFDCWD, uintptr(unsafe.Pointer(s.P1)), uintptr(unsafe.Pointer(&p.pathHow)), unix.SizeofOpenHow, 0, 0)
+	if errno != 0 {
+		return errno
+	}
+	access := uint64(s.A)
+	if _, _, e := syscall.RawSyscall(unix.SYS_FSTAT, fd, uintptr(unsafe.Pointer(&p.stat)), 0); e == 0 && p.stat.Mode&unix.S_IFMT != unix.S_IFDIR {
+		access &= uint64(s.B)
+	}
+	attr := (*[2]uint64)(s.Ptr)
+	attr[0] = access
+	attr[1] = uint64(uint32(int32(fd))) // parent_fd, an s32 right after the u64 (packed)
+	_, _, errno = syscall.RawSyscall6(unix.SYS_LANDLOCK_ADD_RULE, uintptr(p.fds[s.Slot]), unix.LANDLOCK_RULE_PATH_BENEATH, uintptr(s.Ptr), 0, 0, 0)
+	syscall.RawSyscall(unix.SYS_CLOSE, fd, 0, 0)
+	return errno
+}
 
 // search sets p.found to the index of the first candidate that is an
 // executable regular file. Like execvp, it goes on past a candidate that

@@ -27,36 +27,40 @@ type Kind uint8
 // The step kinds. Each is executed by the child as one or a few raw system
 // calls; see (*Program).String for their printed form.
 const (
-	OpOpen         Kind = iota + 1 // fd[slot] = openat2(fd[dir], p1, how)
-	OpWrite                        // write all of p2[:n] to fd[slot]
-	OpClose                        // close(fd[slot])
-	OpMount                        // mount(p1, p2, p3, a, nil)
-	OpOpenTree                     // fd[slot] = open_tree(fd[dir] or AT_FDCWD, p1, a)
-	OpSetAttr                      // mount_setattr(fd[slot], "", AT_EMPTY_PATH|a, attr)
-	OpFsOpen                       // fd[slot] = fsopen(p1, FSOPEN_CLOEXEC)
-	OpFsConfig                     // fsconfig(fd[slot], a, p1, p2, 0)
-	OpFsMount                      // fd[slot] = fsmount(fd[dir], FSMOUNT_CLOEXEC, a)
-	OpMoveMount                    // move_mount(fd[dir], "", fd[slot] or AT_FDCWD, p1, a)
-	OpMkdir                        // mkdirat(fd[dir], p1, a); EEXIST is fine if b != 0
-	OpSymlink                      // symlinkat(p1, fd[dir], p2)
-	OpFchdir                       // fchdir(fd[slot])
-	OpChdir                        // chdir(p1)
-	OpPivotRoot                    // pivot_root(".", ".")
-	OpUmount                       // umount2(p1, a)
-	OpSethostname                  // sethostname(p1, a)
-	OpSetrlimit                    // prlimit64(0, a, rlimit, nil)
-	OpSetsid                       // setsid()
-	OpPrctl                        // prctl(a, b, c, 0, 0)
-	OpParentAlive                  // exit if fd[slot] (read end of the parent's pipe) hangs up
-	OpCloseFds                     // close_range(3, ~0, CLOSE_RANGE_CLOEXEC), then keep the fds in keep
-	OpDupStdio                     // dup3(stdio[i], i, 0) for i in 0..2
-	OpUmask                        // umask(a)
-	OpSyscall                      // syscall a(b, c, n)
-	OpIfUp                         // bring up the interface named in the ifreq at ptr
-	OpSeccomp                      // seccomp(SECCOMP_SET_MODE_FILTER, a, ptr to sock_fprog)
-	OpCheckProgram                 // fail if the program found, or p1, or its #! interpreters cross a magic link
-	OpSearch                       // find the program among the candidates
-	OpExec                         // execve(the program found, or p1, argv, envv)
+	OpOpen             Kind = iota + 1 // fd[slot] = openat2(fd[dir], p1, how)
+	OpWrite                            // write all of p2[:n] to fd[slot]
+	OpClose                            // close(fd[slot])
+	OpMount                            // mount(p1, p2, p3, a, nil)
+	OpOpenTree                         // fd[slot] = open_tree(fd[dir] or AT_FDCWD, p1, a)
+	OpSetAttr                          // mount_setattr(fd[slot], "", AT_EMPTY_PATH|a, attr)
+	OpFsOpen                           // fd[slot] = fsopen(p1, FSOPEN_CLOEXEC)
+	OpFsConfig                         // fsconfig(fd[slot], a, p1, p2, 0)
+	OpFsMount                          // fd[slot] = fsmount(fd[dir], FSMOUNT_CLOEXEC, a)
+	OpMoveMount                        // move_mount(fd[dir], "", fd[slot] or AT_FDCWD, p1, a)
+	OpMkdir                            // mkdirat(fd[dir], p1, a); EEXIST is fine if b != 0
+	OpSymlink                          // symlinkat(p1, fd[dir], p2)
+	OpFchdir                           // fchdir(fd[slot])
+	OpChdir                            // chdir(p1)
+	OpPivotRoot                        // pivot_root(".", ".")
+	OpUmount                           // umount2(p1, a)
+	OpSethostname                      // sethostname(p1, a)
+	OpSetrlimit                        // prlimit64(0, a, rlimit, nil)
+	OpSetsid                           // setsid()
+	OpPrctl                            // prctl(a, b, c, 0, 0)
+	OpParentAlive                      // exit if fd[slot] (read end of the parent's pipe) hangs up
+	OpCloseFds                         // close_range(3, ~0, CLOSE_RANGE_CLOEXEC), then keep the fds in keep
+	OpDupStdio                         // dup3(stdio[i], i, 0) for i in 0..2
+	OpUmask                            // umask(a)
+	OpSyscall                          // syscall a(b, c, n)
+	OpIfUp                             // bring up the interface named in the ifreq at ptr
+	OpSeccomp                          // seccomp(SECCOMP_SET_MODE_FILTER, a, ptr to sock_fprog)
+	OpLandlockCreate                   // fd[slot] = landlock_create_ruleset(ptr, n, 0)
+	OpLandlockPath                     // allow a (b if p1 is not a directory) beneath p1 in ruleset fd[slot]
+	OpLandlockPort                     // add the net_port rule at ptr to ruleset fd[slot]
+	OpLandlockRestrict                 // landlock_restrict_self(fd[slot], 0)
+	OpCheckProgram                     // fail if the program found, or p1, or its #! interpreters cross a magic link
+	OpSearch                           // find the program among the candidates
+	OpExec                             // execve(the program found, or p1, argv, envv)
 )
 
 // AtCWD as a dir slot means AT_FDCWD.
@@ -333,6 +337,38 @@ func (b *Builder) Seccomp(filter []unix.SockFilter, flags uintptr, desc string) 
 	prog := &unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
 	b.P.keepFilter = filter
 	b.add(Step{Kind: OpSeccomp, A: flags, Ptr: unsafe.Pointer(prog), Desc: desc})
+}
+
+// LandlockCreate makes a Landlock ruleset that handles the given rights,
+// in a new slot. size is the size of the kernel's struct to pass: 16
+// bytes up to ABI 5, 24 with scopes.
+func (b *Builder) LandlockCreate(fs, net, scoped uint64, size uintptr, desc string) int32 {
+	slot := b.Slot()
+	attr := &[3]uint64{fs, net, scoped}
+	b.add(Step{Kind: OpLandlockCreate, Slot: slot, Ptr: unsafe.Pointer(attr), N: size, Desc: desc})
+	return slot
+}
+
+// LandlockPath allows access beneath path in the ruleset, or fileAccess
+// when path is not a directory. path is opened inside the sandbox, so a
+// missing one fails the run.
+func (b *Builder) LandlockPath(ruleset int32, path string, access, fileAccess uint64, desc string) {
+	b.checkHows()
+	// struct landlock_path_beneath_attr is packed: a u64 and an s32, which
+	// the child fills in.
+	attr := new([2]uint64)
+	b.add(Step{Kind: OpLandlockPath, Slot: ruleset, P1: cstr(path), A: uintptr(access), B: uintptr(fileAccess), Ptr: unsafe.Pointer(attr), Desc: desc})
+}
+
+// LandlockPort allows access to a TCP port in the ruleset.
+func (b *Builder) LandlockPort(ruleset int32, port uint16, access uint64, desc string) {
+	attr := &[2]uint64{access, uint64(port)}
+	b.add(Step{Kind: OpLandlockPort, Slot: ruleset, Ptr: unsafe.Pointer(attr), Desc: desc})
+}
+
+// LandlockRestrict enforces the ruleset on the child.
+func (b *Builder) LandlockRestrict(ruleset int32, desc string) {
+	b.add(Step{Kind: OpLandlockRestrict, Slot: ruleset, Desc: desc})
 }
 
 // Setsid starts a new session.
