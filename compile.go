@@ -17,6 +17,7 @@ import (
 
 	"github.com/hakoniwa-go/hakoniwa/internal/mountopt"
 	"github.com/hakoniwa-go/hakoniwa/internal/nsexec"
+	"github.com/hakoniwa-go/hakoniwa/seccomp"
 	"golang.org/x/sys/unix"
 )
 
@@ -284,13 +285,22 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*nsexec.Program, err
 			}
 		}
 	}
-	if c.seccomp != nil {
+	filter, profile := c.seccompFilter, c.seccomp
+	if l := c.landlock; l != nil && c.learner == nil && landlockTCP(l) {
+		// Landlock's TCP rules do not cover MPTCP: refuse it.
+		profile = seccomp.WithoutMPTCP(profile)
+		var err error
+		if filter, err = seccomp.Compile(profile); err != nil {
+			return nil, configErr("seccomp", "%v", err)
+		}
+	}
+	if profile != nil {
 		// Last before execve: the filter then only has to allow execve,
 		// not the setup's own calls.
 		if c.learner != nil {
-			b.Seccomp(c.seccompFilter, unix.SECCOMP_FILTER_FLAG_NEW_LISTENER, "load the learning seccomp filter, which hands every call to hakoniwa")
+			b.Seccomp(filter, unix.SECCOMP_FILTER_FLAG_NEW_LISTENER, "load the learning seccomp filter, which hands every call to hakoniwa")
 		} else {
-			b.Seccomp(c.seccompFilter, 0, "load the seccomp filter ("+c.seccomp.Summary()+")")
+			b.Seccomp(filter, 0, "load the seccomp filter ("+profile.Summary()+")")
 		}
 	}
 	b.Exec(cmd.path, cmd.argv, cmd.env)

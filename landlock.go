@@ -179,6 +179,16 @@ func compileLandlock(b landlockBuilder, l *Landlock, abi int) (missing []string,
 	return missing, nil
 }
 
+// landlockTCP reports whether l restricts TCP.
+func landlockTCP(l *Landlock) bool {
+	for _, r := range l.Restrict {
+		if strings.HasPrefix(r, "tcp.") {
+			return true
+		}
+	}
+	return len(l.TCPBind) > 0 || len(l.TCPConnect) > 0
+}
+
 // landlockBuilder is the part of nsexec.Builder that compileLandlock uses.
 type landlockBuilder interface {
 	LandlockCreate(fs, net, scoped uint64, size uintptr, desc string) int32

@@ -46,6 +46,24 @@ func denied() []Rule {
 	}
 }
 
+// WithoutMPTCP returns p, or a profile that allows everything when p is
+// nil, with MPTCP sockets refused (EPERM) in front of its rules. Landlock's
+// TCP rules do not cover MPTCP, so a command whose TCP is restricted must
+// not get it.
+func WithoutMPTCP(p *Profile) *Profile {
+	var q Profile
+	if p == nil {
+		native, others := NativeArch()
+		q = Profile{Default: Allow, Arches: append([]Arch{native}, others...)}
+	} else {
+		q = *p
+	}
+	low := uint64(0xffffffff)
+	q.Rules = append([]Rule{{Names: []string{"socket"}, Action: Errno(uint16(unix.EPERM)),
+		Conds: []Cond{{Index: 2, Op: OpMaskedEQ, Mask: low, Value: unix.IPPROTO_MPTCP}}}}, q.Rules...)
+	return &q
+}
+
 // Default returns hakoniwa's default profile: Docker's default allowlist
 // (EPERM for everything else, ENOSYS for clone3 so that the C library
 // falls back to clone, where the flags can be seen), without the calls in
