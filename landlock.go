@@ -24,6 +24,10 @@ type Landlock struct {
 	// TCPBind and TCPConnect are the ports the command may bind and
 	// connect to.
 	TCPBind, TCPConnect []uint16
+	// Scope stops the command from signalling processes outside its
+	// Landlock domain ("signal") or connecting to abstract unix sockets
+	// made outside it ("abstract-unix"), with Landlock ABI 6.
+	Scope []string
 	// Strict makes it an error when the kernel cannot enforce a right
 	// asked for; by default such rights are left out (best effort) and
 	// the log says which.
@@ -117,7 +121,18 @@ func compileLandlock(b landlockBuilder, l *Landlock, abi int) (missing []string,
 	if len(l.TCPConnect) > 0 {
 		restrict["tcp.connect"] = true
 	}
-	if len(restrict) == 0 {
+	var scoped uint64
+	for _, sc := range l.Scope {
+		switch sc {
+		case "signal":
+			scoped |= unix.LANDLOCK_SCOPE_SIGNAL
+		case "abstract-unix":
+			scoped |= unix.LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET
+		default:
+			return nil, fmt.Errorf("unknown scope %q (want signal or abstract-unix)", sc)
+		}
+	}
+	if len(restrict) == 0 && scoped == 0 {
 		return nil, nil
 	}
 	if abi < 1 {
@@ -144,13 +159,21 @@ func compileLandlock(b landlockBuilder, l *Landlock, abi int) (missing []string,
 		}
 		net |= r.right
 	}
+	if scoped != 0 && abi < 6 {
+		missing = append(missing, "scopes "+strings.Join(l.Scope, ",")+" (needs ABI 6)")
+		scoped = 0
+	}
 	if l.Strict && len(missing) > 0 {
 		return missing, fmt.Errorf("this kernel's Landlock (ABI %d) cannot enforce %s", abi, strings.Join(missing, ", "))
 	}
-	if fs == 0 && net == 0 {
+	if fs == 0 && net == 0 && scoped == 0 {
 		return missing, nil
 	}
-	ruleset := b.LandlockCreate(fs, net, 0, 16, fmt.Sprintf("create a Landlock ruleset (fs %#x, net %#x)", fs, net))
+	size := uintptr(16) // struct landlock_ruleset_attr up to ABI 5
+	if scoped != 0 {
+		size = 24
+	}
+	ruleset := b.LandlockCreate(fs, net, scoped, size, fmt.Sprintf("create a Landlock ruleset (fs %#x, net %#x, scoped %#x)", fs, net, scoped))
 	for _, p := range l.FS {
 		if !strings.HasPrefix(p.Path, "/") {
 			return nil, fmt.Errorf("landlock path %q: not an absolute path inside the sandbox", p.Path)

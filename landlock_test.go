@@ -13,6 +13,9 @@ type fakeBuilder struct{ calls []string }
 
 func (f *fakeBuilder) LandlockCreate(fs, net, scoped uint64, size uintptr, desc string) int32 {
 	f.calls = append(f.calls, fmt.Sprintf("create fs=%#x net=%#x", fs, net))
+	if scoped != 0 && size != 24 || scoped == 0 && size != 16 {
+		f.calls = append(f.calls, fmt.Sprintf("BAD SIZE %d", size))
+	}
 	return 7
 }
 func (f *fakeBuilder) LandlockPath(ruleset int32, path string, access, fileAccess uint64, desc string) {
@@ -71,6 +74,21 @@ func TestCompileLandlockABI(t *testing.T) {
 			}
 		})
 	}
+	// Scopes: ABI 6.
+	var b fakeBuilder
+	if _, err := compileLandlock(&b, &Landlock{Scope: []string{"signal", "abstract-unix"}}, 7); err != nil || strings.Join(b.calls, "|") != "create fs=0x0 net=0x0|restrict|close" {
+		t.Errorf("scope on ABI 7: %v, %v", b.calls, err)
+	}
+	if missing, err := compileLandlock(&fakeBuilder{}, &Landlock{Scope: []string{"signal"}}, 5); err != nil || len(missing) != 1 || !strings.Contains(missing[0], "needs ABI 6") {
+		t.Errorf("scope on ABI 5: %v, %v", missing, err)
+	}
+	if _, err := compileLandlock(&fakeBuilder{}, &Landlock{Scope: []string{"signal"}, Strict: true}, 5); err == nil {
+		t.Error("strict scope on ABI 5: no error")
+	}
+	if _, err := compileLandlock(&fakeBuilder{}, &Landlock{Scope: []string{"ptrace"}}, 7); err == nil {
+		t.Error("unknown scope: no error")
+	}
+
 	// The rights of r, w and x.
 	for access, want := range map[string]uint64{"r--": llRead, "-w-": llWrite, "--x": llExec, "rwx": llRead | llWrite | llExec, "R-X": llRead | llExec} {
 		if got, err := parseAccess(access); err != nil || got != want {

@@ -138,7 +138,7 @@ type runOptions struct {
 	walltime                                       string
 	rootfsRW, allowNewPrivs, dryRun                bool
 	seccomp, seccompLearn                          string
-	llRestrict, llTCPBind, llTCPConnect            []string
+	llRestrict, llTCPBind, llTCPConnect, llScope   []string
 	llFS                                           map[string]*[]string
 	llStrict                                       bool
 	learner                                        *seccomp.Learner
@@ -259,6 +259,7 @@ Exit status: the command's own code, 128+N when it was killed by signal N,
 	}
 	f.StringSliceVar(&o.llTCPBind, "landlock-tcp-bind", nil, "allow binding the TCP `PORTS` (such as 80,8000-8100)")
 	f.StringSliceVar(&o.llTCPConnect, "landlock-tcp-connect", nil, "allow connecting to the TCP `PORTS`")
+	f.StringSliceVar(&o.llScope, "landlock-scope", nil, "stop the command reaching outside its Landlock domain: `SCOPES` signal, abstract-unix")
 	f.BoolVar(&o.llStrict, "landlock-strict", false, "fail when the kernel's Landlock cannot enforce a right asked for (the default leaves it out and logs it)")
 	f.StringVar(&o.seccompLearn, "seccomp-learn", "", "record the syscalls COMMAND makes and write the allowlist that runs it to `FILE` (Docker/OCI JSON, or the seed's [seccomp] section if FILE ends in .toml)")
 	cmd.MarkFlagFilename("seccomp-learn", "json", "toml")
@@ -599,7 +600,12 @@ func (o *runOptions) run(c *cobra.Command, args []string, stdin io.Reader, stdou
 
 // landlock builds the Landlock rules of the --landlock-* flags, or nil.
 func (o *runOptions) landlock() (*hakoniwa.Landlock, error) {
-	ll := &hakoniwa.Landlock{Restrict: o.llRestrict, Strict: o.llStrict}
+	ll := &hakoniwa.Landlock{Restrict: o.llRestrict, Strict: o.llStrict, Scope: o.llScope}
+	for _, sc := range o.llScope {
+		if sc != "signal" && sc != "abstract-unix" {
+			return nil, usageError{fmt.Errorf("--landlock-scope %q: want signal or abstract-unix", sc)}
+		}
+	}
 	for _, a := range []string{"ro", "rw", "rx", "rwx"} {
 		access := map[string]string{"ro": "r--", "rw": "rw-", "rx": "r-x", "rwx": "rwx"}[a]
 		for _, v := range *o.llFS[a] {
@@ -636,7 +642,7 @@ func (o *runOptions) landlock() (*hakoniwa.Landlock, error) {
 			return nil, usageError{fmt.Errorf("--landlock-restrict %q: want fs, tcp.bind or tcp.connect", r)}
 		}
 	}
-	if len(ll.Restrict) == 0 && len(ll.FS) == 0 && len(ll.TCPBind) == 0 && len(ll.TCPConnect) == 0 {
+	if len(ll.Restrict) == 0 && len(ll.FS) == 0 && len(ll.TCPBind) == 0 && len(ll.TCPConnect) == 0 && len(ll.Scope) == 0 {
 		return nil, nil
 	}
 	return ll, nil
