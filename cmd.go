@@ -226,6 +226,15 @@ func (cmd *Cmd) Start() error {
 	cmd.pending = nil
 	cmd.Result.SetupTime = durp(time.Since(cmd.start))
 	cmd.Result.Pid = proc.Pid
+	if caps := cmd.c.caps; caps != nil {
+		uid := int64(os.Getuid())
+		if cmd.c.uid != nil {
+			uid = *cmd.c.uid
+		}
+		if set, err := caps.capSet(uid); err == nil { // checked by compile
+			cmd.Result.Capabilities = capSets(set, uid)
+		}
+	}
 	cmd.mu.Lock()
 	cmd.proc = proc
 	cmd.mu.Unlock()

@@ -273,6 +273,16 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*nsexec.Program, err
 		}
 		log.Info(fmt.Sprintf("Execve: %s %q", cmd.path, cmd.argv))
 	}
+	if c.caps != nil {
+		set, err := c.caps.capSet(uid[0])
+		if err != nil {
+			return nil, configErr("caps", "%v", err)
+		}
+		compileCaps(b, set, uid[0])
+		if log != nil {
+			log.Info("Capabilities: effective, permitted and bounding " + capList(set) + ", ambient " + map[bool]string{true: "(none)", false: capList(set)}[uid[0] == 0 || len(set) == 0])
+		}
+	}
 	if c.landlock != nil {
 		missing, err := compileLandlock(b, c.landlock, landlockABI())
 		if err != nil {

@@ -115,6 +115,7 @@ type Container struct {
 	seccompErr    error
 	learner       *seccomp.Learner
 	landlock      *Landlock
+	caps          *Caps
 
 	logger *slog.Logger
 }

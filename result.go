@@ -61,6 +61,17 @@ type Result struct {
 	Signal    string    `json:"signal,omitempty"`     // the signal that ended the command, such as "SIGKILL"
 	SetupTime *Duration `json:"setup_time,omitempty"` // from the start to the command's execve
 	Pid       int       `json:"pid,omitempty"`        // the command's pid on the host
+	// Capabilities are the command's capability sets, when Container.Caps
+	// set them.
+	Capabilities *CapSets `json:"capabilities,omitempty"`
+}
+
+// CapSets are a command's capability sets, by name.
+type CapSets struct {
+	Effective []string `json:"effective"`
+	Permitted []string `json:"permitted"`
+	Bounding  []string `json:"bounding"`
+	Ambient   []string `json:"ambient"`
 }
 
 // JSON returns r as one line of JSON.

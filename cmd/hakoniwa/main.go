@@ -141,6 +141,7 @@ type runOptions struct {
 	llRestrict, llTCPBind, llTCPConnect, llScope   []string
 	llFS                                           map[string]*[]string
 	llStrict                                       bool
+	capDrop, capAdd                                []string
 	learner                                        *seccomp.Learner
 	keepFds                                        []int
 	killGrace                                      time.Duration
@@ -252,6 +253,8 @@ Exit status: the command's own code, 128+N when it was killed by signal N,
 
 	f.BoolVar(&o.rootfsRW, "rootfs-rw", false, "leave the root tmpfs writable")
 	f.BoolVar(&o.allowNewPrivs, "allow-new-privs", false, "do not set no_new_privs")
+	f.StringSliceVar(&o.capDrop, "cap-drop", nil, "drop the capabilities `CAPS` (ALL, or CAP_X,...) from the command, and from the bounding set")
+	f.StringSliceVar(&o.capAdd, "cap-add", nil, "give the command the capabilities `CAPS` (CAP_X,...), over its own namespaces; a uid other than 0 keeps them as ambient ones")
 	f.StringVar(&o.seccomp, "seccomp", "", "filter syscalls with `PROFILE`: default (the default unless the policy names one), docker (podman), audit, unconfined, or a Docker/OCI JSON file")
 	f.StringSliceVar(&o.llRestrict, "landlock-restrict", nil, "restrict `RESOURCES` with Landlock: fs, tcp.bind, tcp.connect (a rule of a resource restricts it too)")
 	for _, a := range []string{"ro", "rw", "rx", "rwx"} {
@@ -433,6 +436,27 @@ func (o *runOptions) container(pol *policy.Policy, log *slog.Logger) (*hakoniwa.
 		c.Walltime(time.Duration(secs * float64(time.Second)))
 	}
 	c.RootRW(o.rootfsRW).AllowNewPrivs(o.allowNewPrivs)
+	if len(o.capDrop) > 0 || len(o.capAdd) > 0 {
+		caps := &hakoniwa.Caps{}
+		for _, l := range []struct {
+			flag string
+			in   []string
+			out  *[]int
+		}{{"--cap-drop", o.capDrop, &caps.Drop}, {"--cap-add", o.capAdd, &caps.Add}} {
+			for _, name := range l.in {
+				if l.flag == "--cap-drop" && strings.EqualFold(name, "ALL") {
+					caps.DropAll = true
+					continue
+				}
+				n, err := hakoniwa.ParseCap(name)
+				if err != nil {
+					return nil, usageError{fmt.Errorf("%s: %v", l.flag, err)}
+				}
+				*l.out = append(*l.out, n)
+			}
+		}
+		c.Caps(caps)
+	}
 	if ll, err := o.landlock(); err != nil {
 		return nil, err
 	} else if ll != nil {

@@ -114,6 +114,7 @@ type Program struct {
 	zero  unix.Timespec
 
 	keepFilter []unix.SockFilter // the seccomp filter OpSeccomp points to
+	keepAlive  []any             // what steps point to as plain numbers
 
 	// for OpSearch: the paths to try, and the index of the one found (-1
 	// for none). An index, not a pointer: the child must not store
@@ -369,6 +370,20 @@ func (b *Builder) LandlockPort(ruleset int32, port uint16, access uint64, desc s
 // LandlockRestrict enforces the ruleset on the child.
 func (b *Builder) LandlockRestrict(ruleset int32, desc string) {
 	b.add(Step{Kind: OpLandlockRestrict, Slot: ruleset, Desc: desc})
+}
+
+// CapsInheritable sets the inheritable capabilities to inh, keeping the
+// permitted and effective ones full (the child has every capability in
+// its user namespace at that point): capset with version 3.
+func (b *Builder) CapsInheritable(inh uint64) {
+	hdr := &unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	data := &[2]unix.CapUserData{
+		{Effective: ^uint32(0), Permitted: ^uint32(0), Inheritable: uint32(inh)},
+		{Effective: ^uint32(0), Permitted: ^uint32(0), Inheritable: uint32(inh >> 32)},
+	}
+	b.P.keepAlive = append(b.P.keepAlive, hdr, data)
+	b.add(Step{Kind: OpSyscall, A: unix.SYS_CAPSET, B: uintptr(unsafe.Pointer(hdr)), C: uintptr(unsafe.Pointer(data)),
+		Desc: fmt.Sprintf("set the inheritable capabilities to %#x", inh)})
 }
 
 // Setsid starts a new session.
