@@ -47,7 +47,8 @@ func denied() []Rule {
 }
 
 // WithoutMPTCP returns p, or a profile that allows everything when p is
-// nil, with MPTCP sockets refused (EPERM) in front of its rules. Landlock's
+// nil, with MPTCP sockets refused (EPERM) in front of its rules, and
+// i386's socketcall, which could make one unseen. Landlock's
 // TCP rules do not cover MPTCP, so a command whose TCP is restricted must
 // not get it.
 func WithoutMPTCP(p *Profile) *Profile {
@@ -59,8 +60,15 @@ func WithoutMPTCP(p *Profile) *Profile {
 		q = *p
 	}
 	low := uint64(0xffffffff)
-	q.Rules = append([]Rule{{Names: []string{"socket"}, Action: Errno(uint16(unix.EPERM)),
-		Conds: []Cond{{Index: 2, Op: OpMaskedEQ, Mask: low, Value: unix.IPPROTO_MPTCP}}}}, q.Rules...)
+	eperm := Errno(uint16(unix.EPERM))
+	front := []Rule{{Names: []string{"socket"}, Action: eperm, Conds: []Cond{{Index: 2, Op: OpMaskedEQ, Mask: low, Value: unix.IPPROTO_MPTCP}}}}
+	if slices.Contains(q.arches(), X86) {
+		// i386's socketcall passes socket's arguments in memory, where
+		// no filter sees them: refused (programs use socket itself since
+		// Linux 4.3).
+		front = append(front, Rule{Names: []string{"socketcall"}, Action: eperm})
+	}
+	q.Rules = append(front, q.Rules...)
 	return &q
 }
 

@@ -114,3 +114,42 @@ func TestLearnerNamespaces(t *testing.T) {
 		t.Error("JSON of a rule naming an argument twice: no error")
 	}
 }
+
+// TestWithoutMPTCP: MPTCP is refused in front of any profile, and i386's
+// socketcall too where the profile lets i386 through.
+func TestWithoutMPTCP(t *testing.T) {
+	if native, _ := NativeArch(); native != X86_64 {
+		t.Skip("the numbers below are x86_64's")
+	}
+	eperm := Errno(uint16(unix.EPERM)).ret()
+	p := WithoutMPTCP(nil)
+	prog, err := compile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	socket := nr(t, X86_64, "socket")
+	for _, tt := range []struct {
+		c    call
+		want uint32
+	}{
+		{call{X86_64, socket, [6]uint64{unix.AF_INET, unix.SOCK_STREAM, 0}}, Allow.ret()},
+		{call{X86_64, socket, [6]uint64{unix.AF_INET, unix.SOCK_STREAM, unix.IPPROTO_MPTCP}}, eperm},
+		{call{X86_64, socket, [6]uint64{unix.AF_INET, unix.SOCK_STREAM, 1<<32 | unix.IPPROTO_MPTCP}}, eperm},
+		{call{X86, nr(t, X86, "socketcall"), [6]uint64{1}}, eperm},
+		{call{X86, nr(t, X86, "read"), [6]uint64{}}, Allow.ret()},
+	} {
+		if got := run(t, prog, tt.c); got != tt.want {
+			t.Errorf("%+v = %#x, want %#x", tt.c, got, tt.want)
+		}
+	}
+	def, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := compile(WithoutMPTCP(def)); err != nil {
+		t.Errorf("WithoutMPTCP(Default()): %v", err)
+	}
+	if len(def.Rules) == len(WithoutMPTCP(def).Rules)-1 && WithoutMPTCP(def).Rules[0].Names[0] != "socket" {
+		t.Errorf("the MPTCP rule is not in front")
+	}
+}
