@@ -546,7 +546,11 @@ func (cmd *Cmd) compile() (*nsexec.Program, error) {
 		}
 		path = p
 	}
-	return cmd.c.compile(command{path: path, argv: cmd.Args, env: env, dir: cmd.Dir, keep: cmd.KeepFds}, cmd.c.logger)
+	var warnings *[]string
+	if cmd.Result != nil {
+		warnings = &cmd.Result.Warnings
+	}
+	return cmd.c.compile(command{path: path, argv: cmd.Args, env: env, dir: cmd.Dir, keep: cmd.KeepFds, warnings: warnings}, cmd.c.logger)
 }
 
 // hasVar tells whether env sets the variable name.

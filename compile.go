@@ -52,6 +52,11 @@ type command struct {
 	env  []string
 	dir  string // cwd inside; "" means /
 	keep []int  // fds kept open beyond 0-2
+
+	// warnings receives what the sandbox could not do as asked, which
+	// the run goes on without (such as rights the kernel's Landlock
+	// lacks): they go into the Result.
+	warnings *[]string
 }
 
 var callerUmask = sync.OnceValue(func() uint32 {
@@ -229,6 +234,33 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*nsexec.Program, err
 		keep = append(keep, int32(fd))
 	}
 	b.CloseFds(keep)
+	if c.caps != nil {
+		set, err := c.caps.capSet(uid[0])
+		if err != nil {
+			return nil, configErr("caps", "%v", err)
+		}
+		compileCaps(b, set, uid[0])
+		if log != nil {
+			log.Info("Capabilities: effective, permitted and bounding " + capList(set) + ", ambient " + map[bool]string{true: "(none)", false: capList(set)}[uid[0] == 0 || len(set) == 0])
+		}
+	}
+	if c.landlock != nil {
+		missing, err := compileLandlock(b, c.landlock, landlockABI())
+		if err != nil {
+			return nil, configErr("landlock", "%v", err)
+		}
+		if log != nil {
+			log.Info(fmt.Sprintf("Landlock: ABI %d, fs rules %d, tcp bind %v, tcp connect %v", landlockABI(), len(c.landlock.FS), c.landlock.TCPBind, c.landlock.TCPConnect))
+		}
+		for _, m := range missing {
+			if log != nil {
+				log.Warn("Landlock: not enforced by this kernel: " + m)
+			}
+			if cmd.warnings != nil {
+				*cmd.warnings = append(*cmd.warnings, "Landlock: not enforced by this kernel: "+m)
+			}
+		}
+	}
 	// The rlimits come last, so that a small RLIMIT_NOFILE cannot fail
 	// the setup itself.
 	if _, ok := c.rlimits[RlimitNproc]; ok && uid[1] == 0 {
@@ -273,29 +305,10 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*nsexec.Program, err
 		}
 		log.Info(fmt.Sprintf("Execve: %s %q", cmd.path, cmd.argv))
 	}
-	if c.caps != nil {
-		set, err := c.caps.capSet(uid[0])
-		if err != nil {
-			return nil, configErr("caps", "%v", err)
-		}
-		compileCaps(b, set, uid[0])
-		if log != nil {
-			log.Info("Capabilities: effective, permitted and bounding " + capList(set) + ", ambient " + map[bool]string{true: "(none)", false: capList(set)}[uid[0] == 0 || len(set) == 0])
-		}
-	}
-	if c.landlock != nil {
-		missing, err := compileLandlock(b, c.landlock, landlockABI())
-		if err != nil {
-			return nil, configErr("landlock", "%v", err)
-		}
-		if log != nil {
-			log.Info(fmt.Sprintf("Landlock: ABI %d, fs rules %d, tcp bind %v, tcp connect %v", landlockABI(), len(c.landlock.FS), c.landlock.TCPBind, c.landlock.TCPConnect))
-			for _, m := range missing {
-				log.Warn("Landlock: not enforced by this kernel: " + m)
-			}
-		}
-	}
 	filter, profile := c.seccompFilter, c.seccomp
+	if l := c.landlock; l != nil && c.learner != nil && landlockTCP(l) {
+		return nil, configErr("seccomp learn", "cannot run with Landlock TCP rules: the learning filter lets every call through, MPTCP sockets included, which Landlock's TCP rules do not see")
+	}
 	if l := c.landlock; l != nil && c.learner == nil && landlockTCP(l) {
 		// Landlock's TCP rules do not cover MPTCP: refuse it.
 		profile = seccomp.WithoutMPTCP(profile)

@@ -40,8 +40,25 @@ type LandlockPath struct {
 	Access string
 }
 
-// Landlock restricts the command with l; nil, the default, does not.
+// Landlock restricts the command with l, replacing any rules set before;
+// nil, the default, does not restrict it.
 func (c *Container) Landlock(l *Landlock) *Container { c.landlock = l; return c }
+
+// AddLandlock adds l's rules, resources and scopes to those set before.
+func (c *Container) AddLandlock(l *Landlock) *Container {
+	if c.landlock == nil {
+		c.landlock = &Landlock{}
+	}
+	m := *c.landlock
+	m.Restrict = append(append([]string(nil), m.Restrict...), l.Restrict...)
+	m.FS = append(append([]LandlockPath(nil), m.FS...), l.FS...)
+	m.TCPBind = append(append([]uint16(nil), m.TCPBind...), l.TCPBind...)
+	m.TCPConnect = append(append([]uint16(nil), m.TCPConnect...), l.TCPConnect...)
+	m.Scope = append(append([]string(nil), m.Scope...), l.Scope...)
+	m.Strict = m.Strict || l.Strict
+	c.landlock = &m
+	return c
+}
 
 // Landlock's rights, by the ABI that brought them.
 const (
@@ -83,8 +100,8 @@ var landlockABI = sync.OnceValue(func() int {
 
 // parseAccess parses "r-x"-style access into rights.
 func parseAccess(s string) (uint64, error) {
-	if s == "" || strings.Trim(strings.ToLower(s), "rwx-") != "" {
-		return 0, fmt.Errorf("bad access %q: want r, w, x or - each, such as \"r-x\"", s)
+	if strings.Trim(s, "-") == "" || strings.Trim(strings.ToLower(s), "rwx-") != "" {
+		return 0, fmt.Errorf("bad access %q: want r, w, x or - each, and one of r, w, x at least, such as \"r-x\"", s)
 	}
 	var r uint64
 	for _, c := range strings.ToLower(s) {

@@ -64,6 +64,9 @@ type Result struct {
 	// Capabilities are the command's capability sets, when Container.Caps
 	// set them.
 	Capabilities *CapSets `json:"capabilities,omitempty"`
+	// Warnings say what the sandbox could not do as asked and went on
+	// without, such as Landlock rights the kernel lacks.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // CapSets are a command's capability sets, by name.

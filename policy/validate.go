@@ -148,7 +148,7 @@ func (p *Policy) check(d *doc) ErrorList {
 		for i, r := range ll.FS {
 			key := index("landlock.fs", i)
 			add(checkAbs(d, key+".path", r.Path))
-			if r.Access == "" || strings.Trim(strings.ToLower(r.Access), "rwx-") != "" {
+			if strings.Trim(strings.ToLower(r.Access), "-") == "" || strings.Trim(strings.ToLower(r.Access), "rwx-") != "" {
 				add(d.errAt(key+".access", "bad access %q: want r, w, x or - each, such as \"r-x\"", r.Access))
 			}
 			if unrestricted["fs"] {

@@ -48,7 +48,7 @@ func denied() []Rule {
 
 // WithoutMPTCP returns p, or a profile that allows everything when p is
 // nil, with MPTCP sockets refused (EPERM) in front of its rules, and
-// i386's socketcall, which could make one unseen. Landlock's
+// io_uring and i386's socketcall, which could make one unseen. Landlock's
 // TCP rules do not cover MPTCP, so a command whose TCP is restricted must
 // not get it.
 func WithoutMPTCP(p *Profile) *Profile {
@@ -61,7 +61,12 @@ func WithoutMPTCP(p *Profile) *Profile {
 	}
 	low := uint64(0xffffffff)
 	eperm := Errno(uint16(unix.EPERM))
-	front := []Rule{{Names: []string{"socket"}, Action: eperm, Conds: []Cond{{Index: 2, Op: OpMaskedEQ, Mask: low, Value: unix.IPPROTO_MPTCP}}}}
+	front := []Rule{
+		{Names: []string{"socket"}, Action: eperm, Conds: []Cond{{Index: 2, Op: OpMaskedEQ, Mask: low, Value: unix.IPPROTO_MPTCP}}},
+		// io_uring makes sockets (IORING_OP_SOCKET) where no filter
+		// sees them.
+		{Names: []string{"io_uring_setup", "io_uring_enter", "io_uring_register"}, Action: eperm},
+	}
 	if slices.Contains(q.arches(), X86) {
 		// i386's socketcall passes socket's arguments in memory, where
 		// no filter sees them: refused (programs use socket itself since

@@ -460,7 +460,7 @@ func (o *runOptions) container(pol *policy.Policy, log *slog.Logger) (*hakoniwa.
 	if ll, err := o.landlock(); err != nil {
 		return nil, err
 	} else if ll != nil {
-		c.Landlock(ll)
+		c.AddLandlock(ll) // on top of the policy's rules
 	}
 	if o.seccompLearn != "" {
 		if o.seccomp != "" {
@@ -581,6 +581,12 @@ func (o *runOptions) run(c *cobra.Command, args []string, stdin io.Reader, stdou
 	if err := cmd.Start(); err != nil {
 		return o.setupFailed(err, cmd.Result, report, log, stderr)
 	}
+	if log == nil {
+		// With -v the log has said it already.
+		for _, w := range cmd.Result.Warnings {
+			fmt.Fprintf(stderr, "hakoniwa: warning: %s\n", w)
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
@@ -633,7 +639,11 @@ func (o *runOptions) landlock() (*hakoniwa.Landlock, error) {
 	for _, a := range []string{"ro", "rw", "rx", "rwx"} {
 		access := map[string]string{"ro": "r--", "rw": "rw-", "rx": "r-x", "rwx": "rwx"}[a]
 		for _, v := range *o.llFS[a] {
-			for _, p := range strings.FieldsFunc(v, func(r rune) bool { return r == ':' || r == ',' }) {
+			paths := strings.FieldsFunc(v, func(r rune) bool { return r == ':' || r == ',' })
+			if len(paths) == 0 {
+				return nil, usageError{fmt.Errorf("--landlock-fs-%s %q: no path", a, v)}
+			}
+			for _, p := range paths {
 				if !strings.HasPrefix(p, "/") {
 					return nil, usageError{fmt.Errorf("--landlock-fs-%s %q: want absolute paths inside the sandbox", a, p)}
 				}
