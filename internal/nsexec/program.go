@@ -109,7 +109,6 @@ type Program struct {
 	keepP *int32      // first element of Keep, or nil
 	keepN uintptr     // len(Keep)
 	empty *byte       // ""
-	pathv []*byte     // keeps argv/envv strings alive
 	errb  childReport // buffer the child writes its failure into
 	zero  unix.Timespec
 
