@@ -109,16 +109,11 @@ func capSets(set map[int]bool, uid int64) *CapSets {
 	return &CapSets{Effective: names, Permitted: names, Bounding: names, Ambient: ambient}
 }
 
-// capList names a set of capabilities, sorted.
-func capList(set map[int]bool) string {
-	if len(set) == 0 {
+// capNameList joins capability names for the log.
+func capNameList(names []string) string {
+	if len(names) == 0 {
 		return "(none)"
 	}
-	var names []string
-	for n := range set {
-		names = append(names, capName(n))
-	}
-	sort.Strings(names)
 	return strings.Join(names, ",")
 }
 

@@ -226,15 +226,6 @@ func (cmd *Cmd) Start() error {
 	cmd.pending = nil
 	cmd.Result.SetupTime = durp(time.Since(cmd.start))
 	cmd.Result.Pid = proc.Pid
-	if caps := cmd.c.caps; caps != nil {
-		uid := int64(os.Getuid())
-		if cmd.c.uid != nil {
-			uid = *cmd.c.uid
-		}
-		if set, err := caps.capSet(uid); err == nil { // checked by compile
-			cmd.Result.Capabilities = capSets(set, uid)
-		}
-	}
 	cmd.mu.Lock()
 	cmd.proc = proc
 	cmd.mu.Unlock()
@@ -539,26 +530,23 @@ func (cmd *Cmd) Plan() (string, error) {
 func (cmd *Cmd) compile() (*nsexec.Program, error) {
 	env := dedupEnv(append(cmd.c.Env(), cmd.Env...))
 	path := cmd.Path
-	if !strings.Contains(path, "/") && !hasVar(env, "PATH") {
+	if _, sandboxPath := envValue(env, "PATH"); !strings.Contains(path, "/") && !sandboxPath {
 		p, err := exec.LookPath(path)
 		if err != nil {
 			return nil, &SetupError{Step: "look up " + path + " in PATH", Err: errors.New("command not found"), ExitCode: 127}
 		}
 		path = p
 	}
-	var warnings *[]string
-	if cmd.Result != nil {
-		warnings = &cmd.Result.Warnings
-	}
-	return cmd.c.compile(command{path: path, argv: cmd.Args, env: env, dir: cmd.Dir, keep: cmd.KeepFds, warnings: warnings}, cmd.c.logger)
+	return cmd.c.compile(command{path: path, argv: cmd.Args, env: env, dir: cmd.Dir, keep: cmd.KeepFds, result: cmd.Result}, cmd.c.logger)
 }
 
-// hasVar tells whether env sets the variable name.
-func hasVar(env []string, name string) bool {
+// envValue returns the value that env gives the variable name (the last
+// one, as execve's environment would), and whether it sets it.
+func envValue(env []string, name string) (value string, ok bool) {
 	for _, kv := range env {
-		if k, _, _ := strings.Cut(kv, "="); k == name {
-			return true
+		if k, v, _ := strings.Cut(kv, "="); k == name {
+			value, ok = v, true
 		}
 	}
-	return false
+	return value, ok
 }

@@ -53,10 +53,10 @@ type command struct {
 	dir  string // cwd inside; "" means /
 	keep []int  // fds kept open beyond 0-2
 
-	// warnings receives what the sandbox could not do as asked, which
-	// the run goes on without (such as rights the kernel's Landlock
-	// lacks): they go into the Result.
-	warnings *[]string
+	// result, if set, receives what the setup decides that the report
+	// shows: warnings (what the sandbox could not do as asked and went on
+	// without) and the command's capability sets.
+	result *Result
 }
 
 var callerUmask = sync.OnceValue(func() uint32 {
@@ -197,12 +197,7 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*nsexec.Program, err
 		// refused below
 	case !strings.Contains(cmd.path, "/"):
 		// Looked up inside, in the sandbox's own PATH, as execvp would.
-		var dirs string
-		for _, kv := range cmd.env {
-			if v, ok := strings.CutPrefix(kv, "PATH="); ok {
-				dirs = v
-			}
-		}
+		dirs, _ := envValue(cmd.env, "PATH")
 		// As execvp: each entry joined as text (so that the kernel, not
 		// us, resolves "..", and a symlink before it), and an empty
 		// entry, or an empty PATH, meaning the cwd.
@@ -240,8 +235,12 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*nsexec.Program, err
 			return nil, configErr("caps", "%v", err)
 		}
 		compileCaps(b, set, uid[0])
+		sets := capSets(set, uid[0])
 		if log != nil {
-			log.Info("Capabilities: effective, permitted and bounding " + capList(set) + ", ambient " + map[bool]string{true: "(none)", false: capList(set)}[uid[0] == 0 || len(set) == 0])
+			log.Info("Capabilities: effective, permitted and bounding " + capNameList(sets.Effective) + ", ambient " + capNameList(sets.Ambient))
+		}
+		if cmd.result != nil {
+			cmd.result.Capabilities = sets
 		}
 	}
 	if c.landlock != nil {
@@ -256,8 +255,8 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*nsexec.Program, err
 			if log != nil {
 				log.Warn("Landlock: not enforced by this kernel: " + m)
 			}
-			if cmd.warnings != nil {
-				*cmd.warnings = append(*cmd.warnings, "Landlock: not enforced by this kernel: "+m)
+			if cmd.result != nil {
+				cmd.result.Warnings = append(cmd.result.Warnings, "Landlock: not enforced by this kernel: "+m)
 			}
 		}
 	}

@@ -8,8 +8,9 @@ import (
 	"testing"
 )
 
-// tools makes a host directory of small programs for the PATH tests: each
-// name maps to its mode and what it prints ("" for a directory).
+// tools makes a host directory for the PATH tests: each name is a script
+// that prints its own name, with that mode, or a directory when the mode
+// has os.ModeDir.
 func tools(t *testing.T, files map[string]os.FileMode) string {
 	t.Helper()
 	dir := t.TempDir()

@@ -13,7 +13,7 @@ func str(s string) *string { return &s }
 // the command sees.
 func TestApplyPolicy(t *testing.T) {
 	t.Setenv("HK_COPIED", "from the host")
-	os_unset := "HK_NOT_SET_ANYWHERE"
+	unsetName := "HK_NOT_SET_ANYWHERE"
 	p, err := policy.Parse("t.toml", []byte(`
 namespaces = [{ type = "uts", share = false }]
 hostname = "applied"
@@ -28,7 +28,7 @@ mounts = [
 envs = [
   { name = "PATH", value = "/usr/bin" },
   { name = "HK_COPIED" },
-  { name = "`+os_unset+`" },
+  { name = "`+unsetName+`" },
   { name = "HK_EMPTY", value = "" },
 ]
 limits = [{ type = "nofile", value = 42 }, { type = "nofile", value = 43 }, { type = "walltime", value = 100 }]
@@ -62,7 +62,7 @@ ulimit -n; env | sort; ls /dev | tr '\n' ' '; echo; exec 3<>/dev/tcp/127.0.0.1/1
 			t.Errorf("output lacks %q:\n%s", w, out)
 		}
 	}
-	if strings.Contains(string(out), os_unset) {
+	if strings.Contains(string(out), unsetName) {
 		t.Errorf("an unset variable was set: %s", out)
 	}
 	if c.walltime.Seconds() != 100 {

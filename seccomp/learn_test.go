@@ -146,10 +146,14 @@ func TestWithoutMPTCP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := compile(WithoutMPTCP(def)); err != nil {
+	wrapped := WithoutMPTCP(def)
+	if _, err := compile(wrapped); err != nil {
 		t.Errorf("WithoutMPTCP(Default()): %v", err)
 	}
-	if len(def.Rules) == len(WithoutMPTCP(def).Rules)-1 && WithoutMPTCP(def).Rules[0].Names[0] != "socket" {
-		t.Errorf("the MPTCP rule is not in front")
+	// Native-only: the MPTCP and io_uring rules in front, no socketcall,
+	// then the profile's own rules unchanged.
+	if len(wrapped.Rules) != len(def.Rules)+2 || wrapped.Rules[0].Names[0] != "socket" ||
+		wrapped.Rules[1].Names[0] != "io_uring_setup" || !reflect.DeepEqual(wrapped.Rules[2:], def.Rules) {
+		t.Errorf("WithoutMPTCP(Default()) rules: %v", wrapped.Rules[:3])
 	}
 }
