@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hakoniwa-go/hakoniwa/internal/cgroup"
 	"github.com/hakoniwa-go/hakoniwa/internal/nsexec"
 	"golang.org/x/sys/unix"
 )
@@ -63,6 +65,9 @@ type Cmd struct {
 	timer     *time.Timer
 	waited    bool
 	sharedOut *os.File
+
+	group      *cgroup.Group // the run's cgroup, if it has one
+	pidsDenied *uint64       // forks the pids limit refused
 }
 
 // Command returns a Cmd that runs name with args in the sandbox. A name
@@ -126,6 +131,9 @@ func (cmd *Cmd) fail(err *SetupError) error {
 		c.Close()
 	}
 	cmd.closeLate, cmd.pending = nil, nil
+	if cerr := cmd.closeCgroup(nil); cerr != nil {
+		r.Warnings = append(r.Warnings, cerr.Error())
+	}
 	return err
 }
 
@@ -140,12 +148,19 @@ func (cmd *Cmd) Start() error {
 	cmd.started = true
 	cmd.mu.Unlock()
 	cmd.start = time.Now()
-	cmd.Result = &Result{StartTime: cmd.start.UTC()}
+	cmd.Result = &Result{StartTime: cmd.start.UTC(), Limits: cmd.c.limitsInForce()}
 
 	if err := cmd.ctx.Err(); err != nil {
 		return cmd.fail(&SetupError{Err: err, ExitCode: 125})
 	}
-	p, err := cmd.compile()
+	var join *cgroupJoin
+	if cmd.c.usesCgroup() {
+		if err := cmd.newCgroup(); err != nil {
+			return cmd.fail(err.(*SetupError))
+		}
+		join = joinOf(cmd.group)
+	}
+	p, err := cmd.compileWith(join)
 	if err != nil {
 		var se *SetupError
 		if !errors.As(err, &se) {
@@ -216,7 +231,7 @@ func (cmd *Cmd) Start() error {
 			}
 		}
 		cmd.pending = nil // fail closes the pipes; no copy was started
-		err = explainClone(err)
+		err = explainClone(err, join)
 		return cmd.fail(&SetupError{Step: step, Err: err, ExitCode: code})
 	}
 	for _, copy := range cmd.pending {
@@ -232,6 +247,13 @@ func (cmd *Cmd) Start() error {
 
 	if d := cmd.c.walltime; d > 0 {
 		cmd.timer = time.AfterFunc(d, func() { cmd.kill(stopCause{walltime: d}) })
+	}
+	if s, ok := cmd.c.rlimits[RlimitCPU]; ok && join != nil {
+		if join.watchesCPU && s < maxWatchedCPU {
+			cmd.watchCPU(time.Duration(s)*time.Second, proc.Done())
+		} else {
+			cmd.c.logAt(slog.LevelInfo)("cgroup: no cpu usage to watch (no cpuacct hierarchy); the cpu-time limit is RLIMIT_CPU's, per process")
+		}
 	}
 	if cmd.ctx.Done() != nil {
 		cmd.stopCtx = context.AfterFunc(cmd.ctx, func() {
@@ -306,11 +328,13 @@ func (cmd *Cmd) stdio(i int) (*os.File, error) {
 
 // explainClone adds what the user can do to a failure to create the
 // namespaces, which is most often the host forbidding user namespaces.
-func explainClone(err error) error {
+func explainClone(err error, join *cgroupJoin) error {
 	var ce *nsexec.CloneError
 	switch {
 	case !errors.As(err, &ce):
 		return err
+	case join != nil && join.into && ce.Errno != unix.ENOSPC && ce.Errno != unix.EUSERS && ce.Errno != unix.ENOSYS:
+		return fmt.Errorf("create the namespaces in the cgroup %s: %w: either the cgroup refused the process (not delegated to this user, or a controller's rule), or this host does not let this user create user namespaces", join.path, err)
 	case ce.Errno == unix.EPERM, ce.Errno == unix.EACCES:
 		return fmt.Errorf("create the namespaces: %w: this host does not let this user create user namespaces (see the sysctls kernel.unprivileged_userns_clone and kernel.apparmor_restrict_unprivileged_userns, or an AppArmor profile)", err)
 	case ce.Errno == unix.ENOSPC, ce.Errno == unix.EUSERS:
@@ -352,7 +376,7 @@ func dupFile(f *os.File) (*os.File, error) {
 // kill stops the command with SIGKILL and records why.
 func (cmd *Cmd) kill(why stopCause) {
 	cmd.mu.Lock()
-	if cmd.stop.walltime == 0 && cmd.stop.reason == "" {
+	if cmd.stop == (stopCause{}) {
 		cmd.stop = why
 	}
 	proc := cmd.proc
@@ -455,6 +479,10 @@ func (cmd *Cmd) Wait() error {
 	cmd.mu.Unlock()
 	_, fsize := cmd.c.rlimits[RlimitFsize]
 	r.finish(ws, &ru, cmd.c.rlimits[RlimitCPU], fsize, stop)
+	if err := cmd.closeCgroup(r); err != nil {
+		r.Warnings = append(r.Warnings, err.Error())
+	}
+	r.judgeCgroup(cmd.c.cg.limits, cmd.pidsDenied, stop)
 	if cmd.kmsg != nil {
 		if r.Status == StatusRFE {
 			if call := cmd.kmsg.killedBy(r.Pid); call != "" {
@@ -528,6 +556,17 @@ func (cmd *Cmd) Plan() (string, error) {
 // slash is looked up in the caller's PATH here when the sandbox's
 // environment has no PATH; with one, the child looks it up inside.
 func (cmd *Cmd) compile() (*nsexec.Program, error) {
+	var join *cgroupJoin
+	if cmd.c.usesCgroup() {
+		// Made only when the run starts; the plan shows where it is joined.
+		join = &cgroupJoin{path: "(made when the run starts)", join: []cgroup.JoinFile{{FD: -1, Controller: "each"}}, watchesCPU: true}
+	}
+	return cmd.compileWith(join)
+}
+
+// compileWith compiles the sandbox for this command, entering the cgroup
+// join says.
+func (cmd *Cmd) compileWith(join *cgroupJoin) (*nsexec.Program, error) {
 	env := dedupEnv(append(cmd.c.Env(), cmd.Env...))
 	path := cmd.Path
 	if _, sandboxPath := envValue(env, "PATH"); !strings.Contains(path, "/") && !sandboxPath {
@@ -537,7 +576,7 @@ func (cmd *Cmd) compile() (*nsexec.Program, error) {
 		}
 		path = p
 	}
-	return cmd.c.compile(command{path: path, argv: cmd.Args, env: env, dir: cmd.Dir, keep: cmd.KeepFds, result: cmd.Result}, cmd.c.logger)
+	return cmd.c.compile(command{path: path, argv: cmd.Args, env: env, dir: cmd.Dir, keep: cmd.KeepFds, result: cmd.Result, cgroup: join}, cmd.c.logger)
 }
 
 // envValue returns the value that env gives the variable name (the last

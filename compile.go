@@ -57,6 +57,9 @@ type command struct {
 	// shows: warnings (what the sandbox could not do as asked and went on
 	// without) and the command's capability sets.
 	result *Result
+
+	// cgroup is how the child enters the run's cgroup, if it has one.
+	cgroup *cgroupJoin
 }
 
 var callerUmask = sync.OnceValue(func() uint32 {
@@ -106,6 +109,7 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*nsexec.Program, err
 	b.P.Watchdog = c.watchdog
 	b.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, "set the parent-death signal to SIGKILL")
 	b.ParentAlive()
+	c.addCgroupSteps(b, cmd.cgroup)
 	b.Umask(0)
 
 	// Identity: one id inside mapped to the caller's, written by the child.
@@ -275,7 +279,16 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*nsexec.Program, err
 		if name == "" {
 			name = "resource " + strconv.Itoa(r)
 		}
-		b.Setrlimit(r, c.rlimits[r], fmt.Sprintf("set RLIMIT_%s to %d", strings.ToUpper(name), c.rlimits[r]))
+		v := c.rlimits[r]
+		desc := fmt.Sprintf("set RLIMIT_%s to %d", strings.ToUpper(name), v)
+		if r == RlimitCPU && cmd.cgroup != nil && cmd.cgroup.watchesCPU && v < maxWatchedCPU {
+			// The cgroup's usage of every process enforces the limit;
+			// RLIMIT_CPU, a second later, only backs it up, so that
+			// it never kills one process of several first.
+			v++
+			desc = fmt.Sprintf("set RLIMIT_%s to %d, a second over the limit that the cgroup's cpu usage enforces", strings.ToUpper(name), v)
+		}
+		b.Setrlimit(r, v, desc)
 	}
 	for _, s := range append(append([]string{cmd.path}, cmd.argv...), cmd.env...) {
 		if strings.IndexByte(s, 0) >= 0 {

@@ -104,6 +104,7 @@ type Container struct {
 
 	rlimits       map[int]uint64
 	walltime      time.Duration
+	cg            cgroupConfig
 	rootRW        bool
 	allowNewPrivs bool
 	noProc        bool

@@ -28,7 +28,11 @@ func TestMain(m *testing.M) {
 		hostileHelper()
 		return
 	}
-	os.Exit(testutil.Both{M: m}.Run())
+	code := testutil.Both{M: m}.Run()
+	if burner.dir != "" {
+		os.RemoveAll(burner.dir)
+	}
+	os.Exit(code)
 }
 
 // hostileHelper is a library user that starts a sandbox whose PID 1 clears

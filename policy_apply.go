@@ -105,13 +105,31 @@ func (c *Container) ApplyPolicy(p *policy.Policy) error {
 		c.Landlock(landlockOf(ll))
 	}
 	for _, l := range p.Limits {
-		if l.Type == "walltime" {
-			c.Walltime(time.Duration(l.Value) * time.Second)
-		} else {
-			c.Rlimit(limitResources[l.Type], l.Value)
+		switch n := wholeValue(l.Value); l.Type {
+		case "walltime":
+			c.Walltime(time.Duration(n) * time.Second)
+		case "memory":
+			c.Memory(n)
+		case "memory_swap":
+			c.MemorySwap(n)
+		case "pids":
+			c.Pids(n)
+		case "cpus":
+			c.CPUs(l.Value)
+		default:
+			c.Rlimit(limitResources[l.Type], n)
 		}
 	}
-	return nil
+	return c.CheckCgroup()
+}
+
+// wholeValue converts a limit's value, checked to be a whole number of 0
+// or more, to an integer; 2^64 and more is unlimited.
+func wholeValue(v float64) uint64 {
+	if v >= 1<<64 {
+		return Unlimited
+	}
+	return uint64(v)
 }
 
 // landlockOf turns the policy's landlock table into rules: a resource is

@@ -105,7 +105,9 @@ func TestApplyPolicyErrors(t *testing.T) {
 		{"landlock", policy.Policy{Landlock: &policy.Landlock{Resources: []policy.LandlockResource{{Type: "fs", Unrestrict: true}}, FS: []policy.LandlockFS{{Path: "/usr", Access: "r"}}}}, "landlock.fs[0]: fs is unrestricted"},
 		{"pasta", policy.Policy{Network: &policy.Network{Mode: "pasta"}}, "network.mode: user-mode networking (pasta) is not built"},
 		{"hostname and shared uts", policy.Policy{Hostname: str("h"), Namespaces: []policy.Namespace{{Type: "uts", Share: true}}}, "hostname: the hostname cannot be set with the uts namespace shared"},
-		{"limit", policy.Policy{Limits: []policy.Limit{{Type: "memory", Value: 1}}}, `limits[0].type: unknown limit "memory"`},
+		{"limit", policy.Policy{Limits: []policy.Limit{{Type: "rss", Value: 1}}}, `limits[0].type: unknown limit "rss"`},
+		{"small memory", policy.Policy{Limits: []policy.Limit{{Type: "memory", Value: 1}}}, `limits[0]: memory 1: want at least 1048576 (1M) bytes`},
+		{"swap without memory", policy.Policy{Limits: []policy.Limit{{Type: "memory_swap", Value: 1 << 30}}}, `--memory-swap needs --memory`},
 		{"env name", policy.Policy{Envs: []policy.Env{{Name: "A=B"}}}, `envs[0].name: bad variable name "A=B"`},
 	}
 	for _, tt := range tests {

@@ -7,7 +7,8 @@
 #   --no-unpriv   only run as the current user (default: when run as root,
 #                 also run everything again as uid/gid 65534 with setpriv)
 #   --breakdown   also measure library and bwrap spawns with fewer namespaces
-#   -- FLAGS      passed on to the Go driver (see: go run ./bench/cmd/hkbench -h)
+#   -- FLAGS      passed on to the Go driver (see: go run ./bench/cmd/hkbench -h),
+#                 such as -- -limits "--memory 256M --pids 64" for the cost of a cgroup
 #
 # Environment: N (iterations), UNPRIV=0 (same as --no-unpriv), BREAKDOWN=1.
 #
@@ -27,7 +28,7 @@ while [ $# -gt 0 ]; do
 	-n=*|--n=*) N="${1#*=}"; shift ;;
 	--no-unpriv) UNPRIV=0; shift ;;
 	--breakdown) BREAKDOWN=1; shift ;;
-	-h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,19p' "$0"; exit 0 ;;
 	--) shift; EXTRA=("$@"); break ;;
 	*) echo "run.sh: unknown argument: $1 (try --help)" >&2; exit 2 ;;
 	esac

@@ -386,6 +386,8 @@ func tomlType(goType string) string {
 		return "a boolean (true or false)"
 	case strings.HasPrefix(goType, "int"), strings.HasPrefix(goType, "uint"):
 		return "an integer"
+	case strings.HasPrefix(goType, "float"):
+		return "a number"
 	case strings.HasPrefix(goType, "[]"):
 		return "an array"
 	case strings.HasPrefix(goType, "map"), strings.HasPrefix(goType, "policy."):

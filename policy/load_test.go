@@ -14,6 +14,7 @@ import (
 var allLimits = []Limit{
 	{"as", 1 << 30}, {"core", 0}, {"cpu", 2}, {"fsize", 1 << 20},
 	{"nofile", 64}, {"nproc", 16}, {"stack", 8 << 20}, {"walltime", 5},
+	{"memory", 256 << 20}, {"memory_swap", 512 << 20}, {"pids", 64}, {"cpus", 0.5},
 }
 
 // TestEveryKey1 loads a file that sets every 1.x key this version accepts.
@@ -319,7 +320,7 @@ func TestLoad(t *testing.T) {
 	dir := t.TempDir()
 	writeTree(t, dir, map[string]string{
 		"good.toml": "hostname = \"h\"\nmounts = [{ source = \"/usr\" }]\n",
-		"bad.toml":  "hostname = \"h\"\n[limits]\nmemory = 1\n",
+		"bad.toml":  "hostname = \"h\"\n[limits]\nrss = 1\n",
 		"tmpl.toml": "x = {{ nope }}",
 	})
 	good := filepath.Join(dir, "good.toml")
@@ -334,7 +335,7 @@ func TestLoad(t *testing.T) {
 
 	bad := filepath.Join(dir, "bad.toml")
 	_, err = Load(bad)
-	wantOne(t, entries(t, err), place{bad, 3, 1, "limits.memory"}, "unknown key")
+	wantOne(t, entries(t, err), place{bad, 3, 1, "limits.rss"}, "unknown key")
 
 	tmpl := filepath.Join(dir, "tmpl.toml")
 	_, err = Load(tmpl)

@@ -66,6 +66,11 @@ func representable(v reflect.Value, key string) error {
 		if v.Uint() > math.MaxInt64 {
 			return fmt.Errorf("%s: %d is larger than TOML's largest integer", key, v.Uint())
 		}
+	case reflect.Float64:
+		// A whole number is written as an integer.
+		if f := v.Float(); f == math.Trunc(f) && math.Abs(f) > math.MaxInt64 {
+			return fmt.Errorf("%s: %v is larger than TOML's largest integer", key, f)
+		}
 	case reflect.Slice:
 		for i := 0; i < v.Len(); i++ {
 			if err := representable(v.Index(i), index(key, i)); err != nil {
@@ -119,6 +124,11 @@ func tomlValueOf(v reflect.Value) string {
 		return strconv.FormatInt(v.Int(), 10)
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		return strconv.FormatUint(v.Uint(), 10)
+	case reflect.Float64:
+		if f := v.Float(); f == math.Trunc(f) && math.Abs(f) < math.MaxInt64 {
+			return strconv.FormatInt(int64(f), 10)
+		}
+		return strconv.FormatFloat(v.Float(), 'g', -1, 64)
 	case reflect.Slice:
 		parts := make([]string, v.Len())
 		for i := range parts {

@@ -202,15 +202,21 @@ type IDMap struct {
 }
 
 // Limit is one resource limit. Type is one of LimitTypes; sizes are in
-// bytes, cpu and walltime in seconds.
+// bytes, cpu and walltime in seconds. Every value is a whole number but
+// that of cpus, such as 0.5.
+//
+// as, core, cpu, fsize, nofile, nproc and stack are rlimits; walltime is
+// the wall time; memory, memory_swap, pids and cpus are limits of the
+// run's cgroup (--memory, --memory-swap, --pids, --cpus).
 type Limit struct {
-	Type  string `toml:"type" json:"type"`
-	Value uint64 `toml:"value" json:"value"`
+	Type  string  `toml:"type" json:"type"`
+	Value float64 `toml:"value" json:"value"`
 }
 
 // LimitTypes are the types of limits, in the order a 0.5 [limits] table
 // lists them.
-var LimitTypes = []string{"as", "core", "cpu", "fsize", "nofile", "nproc", "stack", "walltime"}
+var LimitTypes = []string{"as", "core", "cpu", "fsize", "nofile", "nproc", "stack", "walltime",
+	"memory", "memory_swap", "pids", "cpus"}
 
 // Seccomp selects a seccomp profile: Path is a built-in profile's name
 // (default, docker, podman, audit, unconfined) or a Docker/OCI JSON

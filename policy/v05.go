@@ -41,18 +41,23 @@ type v05File struct {
 
 // v05Limits is the [limits] table, in the order of LimitTypes.
 type v05Limits struct {
-	AS       *uint64 `toml:"as"`
-	Core     *uint64 `toml:"core"`
-	CPU      *uint64 `toml:"cpu"`
-	Fsize    *uint64 `toml:"fsize"`
-	Nofile   *uint64 `toml:"nofile"`
-	Nproc    *uint64 `toml:"nproc"`
-	Stack    *uint64 `toml:"stack"`
-	Walltime *uint64 `toml:"walltime"`
+	AS         *float64 `toml:"as"`
+	Core       *float64 `toml:"core"`
+	CPU        *float64 `toml:"cpu"`
+	Fsize      *float64 `toml:"fsize"`
+	Nofile     *float64 `toml:"nofile"`
+	Nproc      *float64 `toml:"nproc"`
+	Stack      *float64 `toml:"stack"`
+	Walltime   *float64 `toml:"walltime"`
+	Memory     *float64 `toml:"memory"`
+	MemorySwap *float64 `toml:"memory_swap"`
+	Pids       *float64 `toml:"pids"`
+	CPUs       *float64 `toml:"cpus"`
 }
 
-func (l *v05Limits) values() []*uint64 {
-	return []*uint64{l.AS, l.Core, l.CPU, l.Fsize, l.Nofile, l.Nproc, l.Stack, l.Walltime}
+func (l *v05Limits) values() []*float64 {
+	return []*float64{l.AS, l.Core, l.CPU, l.Fsize, l.Nofile, l.Nproc, l.Stack, l.Walltime,
+		l.Memory, l.MemorySwap, l.Pids, l.CPUs}
 }
 
 type v05Seccomp struct {

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"math"
 	"os"
 	"path"
 	"strconv"
@@ -333,14 +334,29 @@ func checkEnv(d *doc, key, name, value string) *Error {
 	return nil
 }
 
-func checkLimit(d *doc, key, typ string, v uint64) *Error {
+func checkLimit(d *doc, key, typ string, v float64) *Error {
 	for _, t := range LimitTypes {
-		if t == typ {
-			if typ == "walltime" && v > maxWalltime {
-				return d.errAt(key, "walltime %d: want at most %d seconds", v, int64(maxWalltime))
-			}
-			return nil
+		if t != typ {
+			continue
 		}
+		switch {
+		case math.IsNaN(v) || math.IsInf(v, 0) || v < 0:
+			return d.errAt(key, "%s %s: want a number of 0 or more", typ, num(v))
+		case typ == "cpus" && (v < 0.01 || v > 1<<20):
+			return d.errAt(key, "cpus %s: want a number of cpus from 0.01, such as 0.5 or 2", num(v))
+		case typ != "cpus" && v != math.Trunc(v):
+			return d.errAt(key, "%s %s: want a whole number", typ, num(v))
+		case typ == "walltime" && v > maxWalltime:
+			return d.errAt(key, "walltime %s: want at most %d seconds", num(v), int64(maxWalltime))
+		case typ == "memory" && v < 1<<20:
+			return d.errAt(key, "memory %s: want at least 1048576 (1M) bytes", num(v))
+		case typ == "pids" && v == 0:
+			return d.errAt(key, "pids 0: want 1 or more")
+		}
+		return nil
 	}
 	return d.errAt(key+".type", "unknown limit %q (want %s)", typ, strings.Join(LimitTypes, ", "))
 }
+
+// num writes a number as it would be in the file: 1000000001, 0.5, +Inf.
+func num(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }

@@ -157,3 +157,12 @@ func parseCount(s string) (uint64, error) {
 	}
 	return n, nil
 }
+
+// parseCPUs parses a number of cpus such as 0.5 or 2.
+func parseCPUs(s string) (float64, error) {
+	n, err := strconv.ParseFloat(s, 64)
+	if err != nil || n <= 0 || math.IsInf(n, 0) || n != n {
+		return 0, fmt.Errorf("bad number of cpus %q: want a positive number such as 0.5 or 2", s)
+	}
+	return n, nil
+}

@@ -138,3 +138,80 @@ func TestSignalForwarding(t *testing.T) {
 		})
 	}
 }
+
+// cgroupParent is the cgroup the tests' runs are made in.
+func cgroupParent() string {
+	if p := testutil.CgroupParent(); p != "" {
+		return p
+	}
+	return "/hakoniwa"
+}
+
+// TestCgroupTeardownAfterSIGKILL kills the CLI while its sandbox runs in a
+// cgroup: the watchdog kills every process of the sandbox, and the next
+// run removes the cgroup that the killed CLI could not.
+func TestCgroupTeardownAfterSIGKILL(t *testing.T) {
+	top := filepath.Join("/sys/fs/cgroup/pids", cgroupParent())
+	if _, err := os.Stat("/sys/fs/cgroup/pids/cgroup.procs"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("no cgroup v1 pids hierarchy under CI")
+		}
+		t.Skip("no cgroup v1 pids hierarchy")
+	}
+	exe := cli(t)
+	cmd := exec.Command(exe, "run", "--pids", "64", "--cgroup-parent", cgroupParent(), "--",
+		"/bin/sh", "-c", "sleep 103 & sleep 104 & wait")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	findChild(t, cmd.Process.Pid, "/bin/sh\x00-c\x00sleep 103 & sleep 104 & wait\x00")
+	// The run's cgroup, and the three processes in it.
+	var dir string
+	var pids []int
+	for deadline := time.Now().Add(5 * time.Second); len(pids) < 3; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no run cgroup of %d with 3 processes in %s (%q, %v)", cmd.Process.Pid, top, dir, pids)
+		}
+		m, _ := filepath.Glob(filepath.Join(top, "run-"+strconv.Itoa(cmd.Process.Pid)+"-*"))
+		if len(m) != 1 {
+			continue
+		}
+		dir = m[0]
+		b, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+		pids = pids[:0]
+		for _, f := range strings.Fields(string(b)) {
+			p, _ := strconv.Atoi(f)
+			pids = append(pids, p)
+		}
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	for _, pid := range pids {
+		deadline := time.Now().Add(2 * time.Second)
+		for testutil.Alive(pid) {
+			if time.Now().After(deadline) {
+				syscall.Kill(pid, syscall.SIGKILL)
+				t.Fatalf("pid %d of the sandbox outlived its SIGKILLed CLI by 2s", pid)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs")); err != nil || len(b) != 0 {
+		t.Errorf("the cgroup holds %q (%v), want nothing", b, err)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("the killed CLI's cgroup is gone already: %v", err)
+	}
+	// The next run sweeps it away.
+	out, err := exec.Command(exe, "run", "-v", "--pids", "8", "--cgroup-parent", cgroupParent(), "--", "/bin/true").CombinedOutput()
+	if err != nil {
+		t.Fatalf("the next run: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(dir); err == nil {
+		t.Errorf("%s is still there after the next run:\n%s", dir, out)
+	}
+	if !strings.Contains(string(out), "removed the stale cgroup "+dir) {
+		t.Errorf("the next run's log does not say it removed %s:\n%s", dir, out)
+	}
+}

@@ -136,6 +136,10 @@ type runOptions struct {
 	workdir, chdir                                 string
 	limits                                         map[string]*string
 	walltime                                       string
+	memory, memorySwap, pids, cpus                 string
+	cpuWeight, ioWeight, cgroupParent              string
+	cgroupVersion                                  int
+	useCgroup                                      bool
 	rootfsRW, allowNewPrivs, dryRun                bool
 	seccomp, seccompLearn                          string
 	llRestrict, llTCPBind, llTCPConnect, llScope   []string
@@ -250,6 +254,15 @@ Exit status: the command's own code, 128+N when it was killed by signal N,
 		o.limits[l.name] = f.String("limit-"+l.name, "", l.help)
 	}
 	f.StringVar(&o.walltime, "limit-walltime", "", "kill the sandbox after `SECONDS` of wall time (fractions allowed, 0 = none)")
+	f.StringVar(&o.memory, "memory", "", "limit the sandbox's memory, page cache included, to `SIZE` (a cgroup's memory.max), such as 256M; hitting it is MLE")
+	f.StringVar(&o.memorySwap, "memory-swap", "", "limit memory and swap together to `SIZE` (default: --memory, so no swap; unlimited for any)")
+	f.StringVar(&o.pids, "pids", "", "limit the sandbox to `N` processes and threads (pids.max)")
+	f.StringVar(&o.cpus, "cpus", "", "limit the sandbox to `N` cpus' worth of time, such as 0.5 (cpu.max)")
+	f.StringVar(&o.cpuWeight, "cpu-weight", "", "the sandbox's cpu weight under contention, `N` from 1 to 10000 (default 100)")
+	f.StringVar(&o.ioWeight, "io-weight", "", "the sandbox's io weight, `N` from 1 to 10000, where the io (blkio) controller has one")
+	f.StringVar(&o.cgroupParent, "cgroup-parent", os.Getenv("HAKONIWA_CGROUP_PARENT"), "make the run's cgroup in `CGROUP`: /path from the top of the hierarchy, a path relative to your own cgroup, or a /sys/fs/cgroup/... directory (default $HAKONIWA_CGROUP_PARENT, else /hakoniwa as root and a delegated subtree otherwise)")
+	f.IntVar(&o.cgroupVersion, "cgroup-version", 0, "use cgroup version `V`, 1 or 2 (default: 2 when its hierarchy has the controllers, else 1)")
+	f.BoolVar(&o.useCgroup, "cgroup", false, "run in a cgroup of its own even without a cgroup limit: the report gets memory_peak, pids_peak and cpu_usage, and --limit-cpu counts every process")
 
 	f.BoolVar(&o.rootfsRW, "rootfs-rw", false, "leave the root tmpfs writable")
 	f.BoolVar(&o.allowNewPrivs, "allow-new-privs", false, "do not set no_new_privs")
@@ -434,6 +447,9 @@ func (o *runOptions) container(pol *policy.Policy, log *slog.Logger) (*hakoniwa.
 			return nil, usageError{fmt.Errorf("--limit-walltime %q: want a number of seconds, such as 1.5", o.walltime)}
 		}
 		c.Walltime(time.Duration(secs * float64(time.Second)))
+	}
+	if err := o.applyCgroup(c); err != nil {
+		return nil, err
 	}
 	c.RootRW(o.rootfsRW).AllowNewPrivs(o.allowNewPrivs)
 	if len(o.capDrop) > 0 || len(o.capAdd) > 0 {
@@ -835,4 +851,49 @@ func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
 	defer h.mu.Unlock()
 	_, err := io.WriteString(h.w, b.String())
 	return err
+}
+
+// applyCgroup applies the cgroup flags to c.
+func (o *runOptions) applyCgroup(c *hakoniwa.Container) error {
+	for _, f := range []struct {
+		flag, v string
+		parse   func(string) (uint64, error)
+		set     func(uint64) *hakoniwa.Container
+	}{
+		{"--memory", o.memory, parseSize, c.Memory},
+		{"--memory-swap", o.memorySwap, parseSize, c.MemorySwap},
+		{"--pids", o.pids, parseCount, c.Pids},
+		{"--cpu-weight", o.cpuWeight, parseCount, c.CPUWeight},
+		{"--io-weight", o.ioWeight, parseCount, c.IOWeight},
+	} {
+		if f.v == "" {
+			continue
+		}
+		v, err := f.parse(f.v)
+		if err == nil && v == 0 {
+			err = errors.New("want more than 0")
+		}
+		if err != nil {
+			return usageError{fmt.Errorf("%s: %v", f.flag, err)}
+		}
+		f.set(v)
+	}
+	if o.cpus != "" {
+		n, err := parseCPUs(o.cpus)
+		if err != nil {
+			return usageError{fmt.Errorf("--cpus: %v", err)}
+		}
+		c.CPUs(n)
+	}
+	if o.cgroupVersion != 0 && o.cgroupVersion != 1 && o.cgroupVersion != 2 {
+		return usageError{fmt.Errorf("--cgroup-version %d: want 1 or 2", o.cgroupVersion)}
+	}
+	c.CgroupParent(o.cgroupParent).CgroupVersion(o.cgroupVersion)
+	if o.useCgroup {
+		c.Cgroup(true)
+	}
+	if err := c.CheckCgroup(); err != nil {
+		return usageError{err}
+	}
+	return nil
 }

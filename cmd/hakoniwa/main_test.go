@@ -43,6 +43,9 @@ func TestScripts(t *testing.T) {
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("UID", strconv.Itoa(os.Getuid()))
 			env.Setenv("GID", strconv.Itoa(os.Getgid()))
+			// CGROUP_PARENT is where the scripts' runs make their
+			// cgroups: a cgroup delegated to the unprivileged rerun.
+			env.Setenv("CGROUP_PARENT", cgroupParent())
 			// HAKONIWA_BIN is the hakoniwa command of the scripts.
 			for _, dir := range filepath.SplitList(env.Getenv("PATH")) {
 				if p := filepath.Join(dir, "hakoniwa"); fileExists(p) {

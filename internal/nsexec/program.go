@@ -92,8 +92,13 @@ type Program struct {
 	ShareMemory bool
 	// Watchdog starts a watchdog (see Watchdog) right after the clone.
 	Watchdog bool
-	Steps    []Step
-	Slots    int // number of fd slots the steps use
+	// IntoCgroup clones the child into the cgroup v2 directory CgroupFD
+	// (CLONE_INTO_CGROUP), so that it is in it from its first instruction.
+	IntoCgroup bool
+	CgroupFD   int
+	CgroupPath string // for String
+	Steps      []Step
+	Slots      int // number of fd slots the steps use
 	// Started, if set, is called right after the clone with the child's
 	// pid and pidfd, before Start waits for the child's execve: a
 	// seccomp supervisor must answer the child's first notification, the
@@ -385,6 +390,14 @@ func (b *Builder) CapsInheritable(inh uint64) {
 		Desc: fmt.Sprintf("set the inheritable capabilities to %#x", inh)})
 }
 
+// JoinCgroup joins a cgroup v1 cgroup: writes "0", this process, into fd,
+// its cgroup.procs file, which the parent opened.
+func (b *Builder) JoinCgroup(fd int, desc string) {
+	zero := &[1]byte{'0'}
+	b.P.keepAlive = append(b.P.keepAlive, zero)
+	b.add(Step{Kind: OpSyscall, A: unix.SYS_WRITE, B: uintptr(fd), C: uintptr(unsafe.Pointer(zero)), N: 1, Desc: desc})
+}
+
 // Setsid starts a new session.
 func (b *Builder) Setsid() {
 	b.add(Step{Kind: OpSetsid, Desc: "setsid"})
@@ -440,6 +453,9 @@ func (b *Builder) CheckProgram(path string) {
 func (p *Program) String() string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "clone flags %s\n", CloneFlagNames(p.CloneFlags))
+	if p.IntoCgroup {
+		fmt.Fprintf(&sb, "clone into the cgroup %s\n", p.CgroupPath)
+	}
 	for i, s := range p.Steps {
 		if s.Kind == OpClose {
 			continue

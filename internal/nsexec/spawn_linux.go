@@ -350,6 +350,10 @@ func forkChild(p *Program, errfd int32) (pid, pidfd int, errno syscall.Errno) {
 	if p.ShareMemory {
 		args.flags |= unix.CLONE_VM | unix.CLONE_VFORK
 	}
+	if p.IntoCgroup {
+		args.flags |= unix.CLONE_INTO_CGROUP
+		args.cgroup = uint64(p.CgroupFD)
+	}
 	var r1 uintptr
 	var e syscall.Errno
 	runtime_BeforeFork()

@@ -90,11 +90,16 @@ func rerun() error {
 	if err := copyTree(wd, pkg); err != nil {
 		return fmt.Errorf("copy %s: %w", wd, err)
 	}
+	cg := delegateCgroups()
+	defer cg.undo()
 	cmd := exec.Command(exe, args...)
 	cmd.Dir = pkg
-	cmd.Env = append(os.Environ(), UnprivilegedEnv+"=1", "TMPDIR="+tmp, "HOME="+tmp, "GOCOVERDIR=")
+	cmd.Env = append(os.Environ(), UnprivilegedEnv+"=1", "TMPDIR="+tmp, "HOME="+tmp, "GOCOVERDIR=", CgroupParentEnv+"="+cg.parent())
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: UID, Gid: GID, Groups: []uint32{}}}
+	if cg.testFD >= 0 {
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, cg.testFD
+	}
 	return cmd.Run()
 }
 
@@ -163,4 +168,102 @@ func ProcStat(pid int) (state string, ppid int, ok bool) {
 func Alive(pid int) bool {
 	state, _, ok := ProcStat(pid)
 	return ok && state != "Z" && state != "X"
+}
+
+// CgroupParentEnv names, in the unprivileged rerun, a cgroup delegated to
+// it (see delegateCgroups).
+const CgroupParentEnv = "HAKONIWA_TEST_CGROUP_PARENT"
+
+// CgroupParent is the cgroup parent the tests use: in the unprivileged
+// rerun, the cgroup delegated to it; as root, "" for the default.
+func CgroupParent() string { return os.Getenv(CgroupParentEnv) }
+
+// cgroupTops are the tops of the hierarchies that may be delegated.
+var cgroupTops = []string{"memory", "pids", "cpu", "cpuacct", "blkio", "unified", ""}
+
+// delegation is a cgroup D made at the top of each mounted hierarchy and
+// given to UID, the way systemd delegates a user's service or an
+// administrator a cgroup: D/runs for the sandboxes (--cgroup-parent), and
+// on cgroup v2 D/tests, where the rerun itself is started, so that moving
+// processes between the two stays inside the delegated subtree, which v2
+// requires. Controllers are enabled in D, as a delegation does.
+type delegation struct {
+	name   string   // /hakoniwa-test-PID
+	made   []string // directories made, parents first
+	testFD int      // D/tests on v2, or -1
+}
+
+func delegateCgroups() *delegation {
+	d := &delegation{name: fmt.Sprintf("/hakoniwa-test-%d", os.Getpid()), testFD: -1}
+	for _, m := range cgroupTops {
+		top := filepath.Join("/sys/fs/cgroup", m)
+		if _, err := os.Stat(filepath.Join(top, "cgroup.procs")); err != nil {
+			continue
+		}
+		v2 := fileExists(filepath.Join(top, "cgroup.controllers"))
+		dir := top + d.name
+		if !d.mkdir(dir) {
+			continue
+		}
+		if v2 {
+			if b, err := os.ReadFile(filepath.Join(dir, "cgroup.controllers")); err == nil {
+				for _, c := range strings.Fields(string(b)) {
+					os.WriteFile(filepath.Join(dir, "cgroup.subtree_control"), []byte("+"+c), 0)
+				}
+			}
+		}
+		d.mkdir(filepath.Join(dir, "runs"))
+		if v2 && d.testFD < 0 && d.mkdir(filepath.Join(dir, "tests")) {
+			if fd, err := syscall.Open(filepath.Join(dir, "tests"), syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0); err == nil {
+				d.testFD = fd
+			}
+		}
+	}
+	return d
+}
+
+// mkdir makes a cgroup and gives it to UID.
+func (d *delegation) mkdir(dir string) bool {
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return false
+	}
+	d.made = append(d.made, dir)
+	for _, f := range []string{"", "cgroup.procs", "tasks", "cgroup.subtree_control", "cgroup.threads"} {
+		os.Chown(filepath.Join(dir, f), UID, GID)
+	}
+	return true
+}
+
+// parent is the --cgroup-parent of the rerun's sandboxes.
+func (d *delegation) parent() string {
+	if len(d.made) == 0 {
+		return ""
+	}
+	return d.name + "/runs"
+}
+
+// undo removes what is left of the delegation: the runs remove their own
+// cgroups, and a test may leave one of its own, empty by now.
+func (d *delegation) undo() {
+	if d.testFD >= 0 {
+		syscall.Close(d.testFD)
+	}
+	for i := len(d.made) - 1; i >= 0; i-- {
+		dir := d.made[i]
+		if subs, err := os.ReadDir(dir); err == nil {
+			for _, s := range subs {
+				if s.IsDir() {
+					syscall.Rmdir(filepath.Join(dir, s.Name()))
+				}
+			}
+		}
+		if err := syscall.Rmdir(dir); err != nil {
+			fmt.Fprintf(os.Stderr, "testutil: remove %s: %v\n", dir, err)
+		}
+	}
+}
+
+func fileExists(name string) bool {
+	_, err := os.Stat(name)
+	return err == nil
 }

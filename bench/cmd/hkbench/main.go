@@ -55,6 +55,7 @@ var (
 	flagBaseline = flag.Bool("baseline", true, "also time a plain exec of /bin/true, without any sandbox")
 	flagCPUProf  = flag.String("cpuprofile", "", "write a CPU profile of the sequential library loop to this file")
 	flagLabel    = flag.String("label", "", "label for this run in the output (default: root or uid N)")
+	flagLimits   = flag.String("limits", "", "also time hakoniwa run with these space-separated flags, such as \"--memory 256M --pids 64\" (a cgroup per run)")
 	flagBreak    = flag.Bool("breakdown", false, "also measure sequential library spawns with the net namespace, and then all but user/mount/pid, shared")
 )
 
@@ -257,6 +258,14 @@ func benchCLI(label, hk, bw string) error {
 	if *flagBaseline {
 		sides = append(sides, &side{name: "/bin/true (no sandbox)", path: "/bin/true"})
 	}
+	var limited *side
+	if *flagLimits != "" && os.Geteuid() != 0 && os.Getenv("HAKONIWA_CGROUP_PARENT") == "" {
+		fmt.Fprintln(os.Stderr, "hkbench: -limits skipped: not root, and no delegated cgroup in $HAKONIWA_CGROUP_PARENT")
+	} else if *flagLimits != "" {
+		limited = &side{name: "hakoniwa run " + *flagLimits, path: hk,
+			args: append([]string{"run"}, append(strings.Fields(*flagLimits), "--", "/bin/true")...)}
+		sides = append(sides, limited)
+	}
 	for i := 0; i < *flagWarmup; i++ {
 		for _, s := range sides {
 			if _, err := timeCmd(s.path, s.args); err != nil {
@@ -309,6 +318,10 @@ func benchCLI(label, hk, bw string) error {
 	verdict := "met"
 	if hw > bwl {
 		verdict = fmt.Sprintf("MISSED by %.0f%%", 100*(float64(hw)/float64(bwl)-1))
+	}
+	if limited != nil {
+		lw := pct(walls(limited.samples), 50)
+		fmt.Printf("| median wall, with %s | %.2fx (%s more than without) |\n", *flagLimits, float64(lw)/float64(bwl), ms(lw-hw))
 	}
 	fmt.Printf("\nTarget: CLI median wall <= 1.0x bwrap: %s (%.2fx).\n", verdict, float64(hw)/float64(bwl))
 	return nil

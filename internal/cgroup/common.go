@@ -1,0 +1,256 @@
+package cgroup
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// A run's cgroup is locked (flock LOCK_EX on its directory) by the process
+// that made it, for as long as the run lasts. Making one holds LOCK_SH on
+// the parent from the mkdir to the lock, and a sweep for stale cgroups
+// holds LOCK_EX on the parent, so that a sweep never takes a cgroup that
+// was just made and is not locked yet for a stale one.
+
+// swept records the parents swept by this process: once each is enough, as
+// a stale cgroup is left only by a hakoniwa that was killed.
+var swept sync.Map // directory -> true
+
+// runPrefix starts the name of every run's cgroup.
+const runPrefix = "run-"
+
+// makeRun makes and locks the run cgroup name in parent, after sweeping
+// the parent of stale runs once. kill empties a stale cgroup's directory.
+func makeRun(fs fsys, parent, name string, kill func(dir string) error, log func(string)) (dir string, fd int, err error) {
+	pfd, err := fs.OpenDir(parent)
+	if err != nil {
+		return "", -1, fmt.Errorf("open the cgroup %s: %w", parent, err)
+	}
+	defer unix.Close(pfd)
+	if _, done := swept.Load(parent); !done {
+		if unix.Flock(pfd, unix.LOCK_EX|unix.LOCK_NB) == nil {
+			sweep(fs, parent, kill, log)
+			swept.Store(parent, true)
+		}
+	}
+	if err := flock(pfd, unix.LOCK_SH); err != nil {
+		return "", -1, fmt.Errorf("lock the cgroup %s: %w", parent, err)
+	}
+	dir = path.Join(parent, name)
+	if err := fs.Mkdir(dir); err != nil {
+		return "", -1, fmt.Errorf("make the cgroup %s: %w", dir, explainWrite(err))
+	}
+	fd, err = fs.OpenDir(dir)
+	if err == nil {
+		if err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			unix.Close(fd)
+		}
+	}
+	if err != nil {
+		fs.Rmdir(dir)
+		return "", -1, fmt.Errorf("lock the cgroup %s: %w", dir, err)
+	}
+	return dir, fd, nil
+}
+
+// flock takes a lock, waiting for it.
+func flock(fd, how int) error {
+	for {
+		err := unix.Flock(fd, how)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// sweep removes the run cgroups in parent that no process holds: those of
+// runs whose hakoniwa was killed. It is called with parent locked.
+func sweep(fs fsys, parent string, kill func(dir string) error, log func(string)) {
+	names, err := fs.SubDirs(parent)
+	if err != nil {
+		return
+	}
+	for _, n := range names {
+		if !strings.HasPrefix(n, runPrefix) {
+			continue
+		}
+		dir := path.Join(parent, n)
+		fd, err := fs.OpenDir(dir)
+		if err != nil {
+			continue
+		}
+		if unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) == nil {
+			if err := kill(dir); err == nil {
+				err = removeDir(fs, dir)
+			}
+			if err != nil {
+				log(fmt.Sprintf("cgroup: could not remove the stale cgroup %s: %v", dir, err))
+			} else {
+				log("cgroup: removed the stale cgroup " + dir + " of a hakoniwa that was killed")
+			}
+		}
+		unix.Close(fd)
+	}
+}
+
+// removeDir removes a cgroup whose processes are gone, waiting a little for
+// the kernel to let go of the last ones.
+func removeDir(fs fsys, dir string) error {
+	var err error
+	for wait := time.Millisecond; ; wait *= 2 {
+		err = fs.Rmdir(dir)
+		if err == nil || errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if !errors.Is(err, unix.EBUSY) || wait > time.Second {
+			return fmt.Errorf("remove the cgroup %s: %w", dir, err)
+		}
+		time.Sleep(wait)
+	}
+}
+
+// pids reads a cgroup.procs file.
+func pids(fs fsys, file string) ([]int, error) {
+	b, err := fs.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	var ps []int
+	for _, f := range strings.Fields(string(b)) {
+		if p, err := strconv.Atoi(f); err == nil {
+			ps = append(ps, p)
+		}
+	}
+	return ps, nil
+}
+
+// killProcs kills every process listed in the cgroup.procs file, until it
+// lists none. A pid is signalled through a pidfd opened while the file
+// still listed it, so that a pid reused outside is never hit.
+func killProcs(fs fsys, file string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for wait := 100 * time.Microsecond; ; wait = min(wait*2, 50*time.Millisecond) {
+		ps, err := pids(fs, file)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if len(ps) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d processes are still in %s after 10s", len(ps), path.Dir(file))
+		}
+		var fds []int
+		for _, p := range ps {
+			if fd, err := unix.PidfdOpen(p, 0); err == nil {
+				fds = append(fds, fd)
+			} else {
+				fds = append(fds, -1)
+			}
+		}
+		again, _ := pids(fs, file)
+		for i, p := range ps {
+			if fds[i] < 0 {
+				continue
+			}
+			if slices.Contains(again, p) {
+				unix.PidfdSendSignal(fds[i], unix.SIGKILL, nil, 0)
+			}
+			unix.Close(fds[i])
+		}
+		time.Sleep(wait)
+	}
+}
+
+// readUint reads a file that holds one number; "max" reads as Unlimited.
+func readUint(fs fsys, file string) (uint64, bool) {
+	b, err := fs.ReadFile(file)
+	if err != nil {
+		return 0, false
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "max" {
+		return Unlimited, true
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	return n, err == nil
+}
+
+// readKey reads key's number from a flat keyed file such as memory.events
+// ("oom_kill 1").
+func readKey(fs fsys, file, key string) (uint64, bool) {
+	b, err := fs.ReadFile(file)
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, " ")
+		if ok && k == key {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			return n, err == nil
+		}
+	}
+	return 0, false
+}
+
+func u64p(v uint64, ok bool) *uint64 {
+	if !ok {
+		return nil
+	}
+	return &v
+}
+
+func durp(d time.Duration, ok bool) *time.Duration {
+	if !ok {
+		return nil
+	}
+	return &d
+}
+
+// setting is one value to write into a cgroup's file for a limit.
+type setting struct {
+	file, value string
+	flag        string // the flag that asked for it, for errors
+	optional    bool   // skipped when the file is missing
+}
+
+// apply writes the settings into dir, in order. A failure names the flag
+// and the file.
+func apply(fs fsys, dir string, ss []setting, debug func(string)) error {
+	for _, s := range ss {
+		file := path.Join(dir, s.file)
+		err := fs.WriteFile(file, s.value)
+		if err == nil {
+			debug(fmt.Sprintf("cgroup: %s = %s", file, s.value))
+			continue
+		}
+		if s.optional && errors.Is(err, os.ErrNotExist) {
+			debug(fmt.Sprintf("cgroup: %s: not set, the file is missing", file))
+			continue
+		}
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%s: cannot write %s: the file is missing (the controller is not enabled for this cgroup)", s.flag, file)
+		}
+		return fmt.Errorf("%s: write %q to %s: %w", s.flag, s.value, file, explainWrite(err))
+	}
+	return nil
+}
+
+// explainWrite says what a permission error on cgroupfs means.
+func explainWrite(err error) error {
+	if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EROFS) {
+		return fmt.Errorf("%w (the cgroup is not delegated to this user)", err)
+	}
+	return err
+}
