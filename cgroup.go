@@ -19,6 +19,7 @@ const Unlimited = cgroup.Unlimited
 type cgroupConfig struct {
 	limits  cgroup.Limits
 	parent  string
+	manager string
 	version int
 	always  bool
 }
@@ -57,6 +58,13 @@ func (c *Container) IOWeight(w uint64) *Container { c.cg.limits.IOWeight = w; re
 // subtree delegated to the caller otherwise.
 func (c *Container) CgroupParent(p string) *Container { c.cg.parent = p; return c }
 
+// CgroupManager says who makes the run's cgroup: "cgroupfs" (hakoniwa
+// itself, as root or in a subtree delegated to the caller), "systemd" (a
+// transient scope that systemd makes when asked over D-Bus, on cgroup v2),
+// or "" (the default) for cgroupfs, and systemd when no cgroup is
+// delegated to the caller.
+func (c *Container) CgroupManager(m string) *Container { c.cg.manager = m; return c }
+
 // CgroupVersion forces cgroup v1 or v2; 0, the default, takes v2 when its
 // hierarchy has the controllers needed, v1 otherwise.
 func (c *Container) CgroupVersion(v int) *Container { c.cg.version = v; return c }
@@ -80,17 +88,60 @@ type cgroupJoin struct {
 	join    []cgroup.JoinFile // v1: write "0" into each
 	// watchesCPU: the cgroup's cpu usage enforces the cpu-time limit.
 	watchesCPU bool
+	// attach: the parent moves the child in (a systemd scope) while
+	// the child waits for a byte on goR.
+	attach   bool
+	goR, goW int
 }
 
 // maxWatchedCPU bounds the cpu-time limits, in seconds, enforced on the
 // cgroup's usage; larger ones are left to RLIMIT_CPU.
 const maxWatchedCPU = 1 << 32
 
-func joinOf(g *cgroup.Group) *cgroupJoin {
-	j := &cgroupJoin{path: g.Path(), join: g.JoinFiles(), cloneFD: g.CloneFD()}
+func joinOf(g *cgroup.Group) (*cgroupJoin, error) {
+	j := &cgroupJoin{path: g.Path(), join: g.JoinFiles(), cloneFD: g.CloneFD(), goR: -1, goW: -1}
 	j.into = j.cloneFD >= 0
 	_, j.watchesCPU = g.CPUUsage()
-	return j
+	if g.Attaches() {
+		// Usage is known once attached; a scope always has cpu.stat.
+		j.attach, j.watchesCPU = true, true
+		var p [2]int
+		if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+			return nil, fmt.Errorf("pipe: %w", err)
+		}
+		j.goR, j.goW = p[0], p[1]
+	}
+	return j, nil
+}
+
+// closeGo closes what is left of the go-ahead pipe.
+func (j *cgroupJoin) closeGo() {
+	if j == nil {
+		return
+	}
+	for _, fd := range []*int{&j.goR, &j.goW} {
+		if *fd >= 0 {
+			unix.Close(*fd)
+			*fd = -1
+		}
+	}
+}
+
+// attachHook wraps the program's Started hook so that, first, the child is
+// moved into its cgroup and let go on; a failure is kept in cmd.attachErr
+// and the child, seeing end of file, fails its step.
+func (cmd *Cmd) attachHook(j *cgroupJoin, next func(pid, pidfd int)) func(pid, pidfd int) {
+	return func(pid, pidfd int) {
+		cmd.attachErr = cmd.group.Attach(pid)
+		if cmd.attachErr == nil {
+			unix.Write(j.goW, []byte{1})
+		}
+		unix.Close(j.goW)
+		j.goW = -1
+		if next != nil {
+			next(pid, pidfd)
+		}
+	}
 }
 
 // addCgroupSteps has the child enter its cgroup first thing, and then, for
@@ -103,6 +154,12 @@ func (c *Container) addCgroupSteps(b *nsexec.Builder, j *cgroupJoin) {
 	}
 	if j.into {
 		b.P.IntoCgroup, b.P.CgroupFD, b.P.CgroupPath = true, j.cloneFD, j.path
+	}
+	if j.attach {
+		// The parent moves the child between the clone and the execve,
+		// so the child cannot hold it in a vfork.
+		b.P.ShareMemory = false
+		b.WaitGo(j.goR, j.goW, "wait until systemd has moved this process into "+j.path)
 	}
 	for _, f := range j.join {
 		b.JoinCgroup(f.FD, fmt.Sprintf("join the cgroup %s:%s", f.Controller, j.path))
@@ -119,6 +176,7 @@ func (cmd *Cmd) newCgroup() error {
 	g, err := cgroup.New(cgroup.Config{
 		Version: c.cg.version,
 		Parent:  c.cg.parent,
+		Manager: c.cg.manager,
 		Limits:  c.cg.limits,
 		Log:     c.logAt(slog.LevelInfo),
 		Debug:   c.logAt(slog.LevelDebug),

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hakoniwa-go/hakoniwa/internal/dbus/dbustest"
 	"github.com/hakoniwa-go/hakoniwa/internal/testutil"
 )
 
@@ -68,7 +69,7 @@ func runResult(t *testing.T, c *Container, argv ...string) *Result {
 }
 
 // checkGone checks that the run's cgroup was removed from every
-// hierarchy.
+// hierarchy: at once by hakoniwa, or soon by systemd for a scope.
 func checkGone(t *testing.T, cg string) {
 	t.Helper()
 	if cg == "" {
@@ -77,8 +78,15 @@ func checkGone(t *testing.T, cg string) {
 	}
 	for _, top := range []string{"memory", "pids", "cpu", "cpuacct", "unified"} {
 		dir := filepath.Join("/sys/fs/cgroup", top, cg)
-		if _, err := os.Stat(dir); err == nil {
-			t.Errorf("%s is left after the run", dir)
+		for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			_, err := os.Stat(dir)
+			if err != nil {
+				break
+			}
+			if !strings.HasSuffix(cg, ".scope") || time.Now().After(deadline) {
+				t.Errorf("%s is left after the run", dir)
+				break
+			}
 		}
 	}
 }
@@ -316,8 +324,9 @@ func TestCgroupNamespace(t *testing.T) {
 			if err := cmd.Wait(); err != nil {
 				t.Fatal(err)
 			}
-			if !strings.Contains(string(host), cmd.Result.Cgroup+"\n") {
-				t.Errorf("the host sees the command in\n%s\nnot in %s", host, cmd.Result.Cgroup)
+			// In the leaf of the run's cgroup, below its limits.
+			if !strings.Contains(string(host), cmd.Result.Cgroup+"/sandbox\n") {
+				t.Errorf("the host sees the command in\n%s\nnot in %s/sandbox", host, cmd.Result.Cgroup)
 			}
 			if !hasLineSuffix(out.String(), ":"+tc.line) {
 				t.Errorf("inside, /proc/self/cgroup is\n%s\nwant a line %q", out.String(), tc.line)
@@ -469,5 +478,104 @@ func TestCgroupStaleSweep(t *testing.T) {
 		if _, err := os.Stat(d); err != nil {
 			t.Errorf("%s was removed: %v", d, err)
 		}
+	}
+}
+
+// TestCgroupSystemdScope runs sandboxes in systemd scopes: a fake systemd
+// on a real dbus-daemon (internal/dbus/dbustest) moves the child into a
+// real cgroup v2 cgroup while it waits before its execve. Playing systemd
+// needs root.
+func TestCgroupSystemdScope(t *testing.T) {
+	haveCgroups(t, v2Top)
+	if os.Geteuid() != 0 {
+		t.Skip("playing systemd, which moves processes, needs root")
+	}
+	sock := dbustest.StartBus(t)
+	slice := dbustest.Slice(t, "/sys/fs/cgroup/unified")
+	sd := dbustest.StartSystemd(t, sock, slice)
+	t.Setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path="+sock)
+	scoped := func() *Container { return kiss(t).CgroupManager("systemd").CgroupVersion(2) }
+
+	t.Run("runs in the scope", func(t *testing.T) {
+		cmd := scoped().Cgroup(true).Command("/bin/sh", "-c", "cat /proc/self/cgroup")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := cmd.Result
+		if !hasLineSuffix(string(out), "::/") {
+			t.Errorf("inside, /proc/self/cgroup is\n%s\nwant the scope as the root", out)
+		}
+		starts := sd.Starts()
+		unit := starts[len(starts)-1].Name
+		if want := "/" + filepath.Base(slice) + "/" + unit; r.Cgroup != want {
+			t.Errorf("report's cgroup %q, want %q", r.Cgroup, want)
+		}
+		if pids := starts[len(starts)-1].Props["PIDs"].([]uint32); len(pids) != 1 || int(pids[0]) != r.Pid {
+			t.Errorf("systemd was asked to move %v, the command is %d", pids, r.Pid)
+		}
+		if r.CPUUsage == nil {
+			t.Error("no cpu usage from the scope")
+		}
+	})
+	t.Run("cpu time of every process", func(t *testing.T) {
+		c := scoped().Cgroup(true).Rlimit(RlimitCPU, 1).Walltime(20 * time.Second).
+			AddMount(Mount{Kind: KindBind, Source: buildBurner(t), Target: "/burn"})
+		r := runResult(t, c, "/bin/sh", "-c", "/burn 1 & /burn 1")
+		if r.Status != StatusTLE || !strings.Contains(r.Reason, "whole sandbox") {
+			t.Fatalf("status %s (%s), want TLE measured on the scope", r.Status, r.Reason)
+		}
+	})
+	t.Run("systemd refuses", func(t *testing.T) {
+		sd.Fail("org.freedesktop.systemd1.UnitExists")
+		defer sd.Fail("")
+		cmd := scoped().Cgroup(true).Command("/bin/echo", "ran")
+		out, err := cmd.Output()
+		if err == nil || !strings.Contains(err.Error(), "move the sandbox into its cgroup: ask systemd for the scope") ||
+			!strings.Contains(err.Error(), "UnitExists") {
+			t.Fatalf("err = %v, want systemd's refusal", err)
+		}
+		if len(out) != 0 || cmd.Result.Status != StatusSE || cmd.Result.Code() != 125 {
+			t.Errorf("out %q, status %s, code %d; want nothing run, SE, 125", out, cmd.Result.Status, cmd.Result.Code())
+		}
+	})
+	t.Run("no bus", func(t *testing.T) {
+		t.Setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path="+filepath.Join(t.TempDir(), "none"))
+		err := scoped().Cgroup(true).Command("/bin/true").Run()
+		if err == nil || !strings.Contains(err.Error(), "--cgroup-manager systemd") {
+			t.Fatalf("err = %v, want the bus failure, naming the flag", err)
+		}
+	})
+}
+
+// TestCgroupLimitOutOfReach attacks the memory limit from inside, on the
+// most permissive settings (no seccomp filter): the command makes a user,
+// cgroup and mount namespace of its own, mounts cgroupfs, and raises the
+// memory limit of the top cgroup it sees. That is its leaf: the limit is on
+// the run's cgroup above it, which it cannot see, so the bomb is still MLE.
+// As root, it cannot even make the cgroup namespace.
+func TestCgroupLimitOutOfReach(t *testing.T) {
+	haveCgroups(t, v1Memory)
+	const limit = 32 << 20
+	c := cgKiss(t).Memory(limit).Seccomp(nil).Tmpfs("/mnt", "")
+	script := `unshare -U -r -C -m sh -c 'mount -t cgroup -o memory none /mnt && echo 9999999999 > /mnt/memory.limit_in_bytes && echo raised to $(cat /mnt/memory.limit_in_bytes)' 2>&1
+head -c 256M /dev/zero | tail -n 1`
+	cmd := c.Command("/bin/sh", "-c", script)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Run()
+	r := cmd.Result
+	t.Logf("output:\n%s\nreport: %s", out.String(), r.JSON())
+	if r.Status != StatusMLE || *r.MemoryPeak > limit {
+		t.Fatalf("status %s (%s), memory_peak %s: the limit did not hold", r.Status, r.Reason, u64s(r.MemoryPeak))
+	}
+	raised := strings.Contains(out.String(), "raised to 9999")
+	switch {
+	case os.Geteuid() == 0 && raised:
+		t.Error("as root, the command made a cgroup namespace and mounted cgroupfs")
+	case os.Geteuid() != 0 && !raised:
+		// The attack must have reached the limit file, or this test
+		// tests nothing.
+		t.Errorf("the command could not write its own cgroup's limit; the attack did not run:\n%s", out.String())
 	}
 }

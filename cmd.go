@@ -68,6 +68,7 @@ type Cmd struct {
 
 	group      *cgroup.Group // the run's cgroup, if it has one
 	pidsDenied *uint64       // forks the pids limit refused
+	attachErr  error         // moving the child into its cgroup failed
 }
 
 // Command returns a Cmd that runs name with args in the sandbox. A name
@@ -154,11 +155,15 @@ func (cmd *Cmd) Start() error {
 		return cmd.fail(&SetupError{Err: err, ExitCode: 125})
 	}
 	var join *cgroupJoin
+	var err error
 	if cmd.c.usesCgroup() {
 		if err := cmd.newCgroup(); err != nil {
 			return cmd.fail(err.(*SetupError))
 		}
-		join = joinOf(cmd.group)
+		if join, err = joinOf(cmd.group); err != nil {
+			return cmd.fail(&SetupError{Step: "set up the cgroup", Err: err, ExitCode: 125})
+		}
+		defer join.closeGo()
 	}
 	p, err := cmd.compileWith(join)
 	if err != nil {
@@ -192,7 +197,11 @@ func (cmd *Cmd) Start() error {
 		cmd.learn = newSupervisor(cmd.c.learner)
 		p.Started = cmd.learn.start
 	}
+	if join != nil && join.attach {
+		p.Started = cmd.attachHook(join, p.Started)
+	}
 	proc, err := nsexec.Start(p, fds)
+	join.closeGo()
 	for _, c := range closeNow {
 		c.Close()
 	}
@@ -203,6 +212,11 @@ func (cmd *Cmd) Start() error {
 	if err != nil && cmd.learn != nil {
 		cmd.learn.startDone() // the clone failed, or the child before its execve
 		cmd.learn = nil
+	}
+	if err != nil && cmd.attachErr != nil {
+		// The child gave up waiting, as it was told to.
+		cmd.pending = nil
+		return cmd.fail(&SetupError{Step: "move the sandbox into its cgroup", Err: cmd.attachErr, ExitCode: 125})
 	}
 	if err != nil {
 		var se *nsexec.StepError
@@ -241,6 +255,9 @@ func (cmd *Cmd) Start() error {
 	cmd.pending = nil
 	cmd.Result.SetupTime = durp(time.Since(cmd.start))
 	cmd.Result.Pid = proc.Pid
+	if cmd.group != nil {
+		cmd.Result.Cgroup = cmd.group.Path() // a scope's is known once attached
+	}
 	cmd.mu.Lock()
 	cmd.proc = proc
 	cmd.mu.Unlock()

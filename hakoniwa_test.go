@@ -808,7 +808,7 @@ func TestNothingLeft(t *testing.T) {
 	tmpBefore, _ := filepath.Glob(filepath.Join(os.TempDir(), "*"))
 	fdsBefore := countFds(t)
 	for i := 0; i < 5; i++ {
-		cmd := kiss(t).Devfs("/dev").Tmpfs("/tmp", "").Command("/bin/sh", "-c", "sleep 100 & sleep 100 & true")
+		cmd := kiss(t).Devfs("/dev").Tmpfs("/tmp", "").Command("/bin/sh", "-c", "sleep 100.25 & sleep 100.25 & true")
 		if err := cmd.Run(); err != nil {
 			t.Fatal(err)
 		}
@@ -838,8 +838,9 @@ func countFds(t testing.TB) int {
 	return len(entries)
 }
 
-// children lists the processes whose parent is this test, or that run sleep
-// 100 as the caller's uid.
+// children lists the processes whose parent is this test, or that run
+// "sleep 100.25", which only this package's tests run (other packages' tests
+// run at the same time).
 func children(t testing.TB) string {
 	var out []string
 	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
@@ -853,7 +854,7 @@ func children(t testing.TB) string {
 			out = append(out, string(b))
 		}
 		cmdline, _ := os.ReadFile(filepath.Join(filepath.Dir(p), "cmdline"))
-		if string(cmdline) == "sleep\x00100\x00" {
+		if string(cmdline) == "sleep\x00100.25\x00" {
 			out = append(out, string(b))
 		}
 	}

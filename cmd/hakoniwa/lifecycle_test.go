@@ -166,7 +166,7 @@ func TestCgroupTeardownAfterSIGKILL(t *testing.T) {
 	}
 	defer cmd.Process.Kill()
 	findChild(t, cmd.Process.Pid, "/bin/sh\x00-c\x00sleep 103 & sleep 104 & wait\x00")
-	// The run's cgroup, and the three processes in it.
+	// The run's cgroup, and the three processes in its leaf.
 	var dir string
 	var pids []int
 	for deadline := time.Now().Add(5 * time.Second); len(pids) < 3; time.Sleep(10 * time.Millisecond) {
@@ -178,7 +178,7 @@ func TestCgroupTeardownAfterSIGKILL(t *testing.T) {
 			continue
 		}
 		dir = m[0]
-		b, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+		b, _ := os.ReadFile(filepath.Join(dir, "sandbox", "cgroup.procs"))
 		pids = pids[:0]
 		for _, f := range strings.Fields(string(b)) {
 			p, _ := strconv.Atoi(f)
@@ -197,7 +197,7 @@ func TestCgroupTeardownAfterSIGKILL(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs")); err != nil || len(b) != 0 {
+	if b, err := os.ReadFile(filepath.Join(dir, "sandbox", "cgroup.procs")); err != nil || len(b) != 0 {
 		t.Errorf("the cgroup holds %q (%v), want nothing", b, err)
 	}
 	if _, err := os.Stat(dir); err != nil {

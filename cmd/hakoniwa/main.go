@@ -138,6 +138,7 @@ type runOptions struct {
 	walltime                                       string
 	memory, memorySwap, pids, cpus                 string
 	cpuWeight, ioWeight, cgroupParent              string
+	cgroupManager                                  string
 	cgroupVersion                                  int
 	useCgroup                                      bool
 	rootfsRW, allowNewPrivs, dryRun                bool
@@ -261,6 +262,10 @@ Exit status: the command's own code, 128+N when it was killed by signal N,
 	f.StringVar(&o.cpuWeight, "cpu-weight", "", "the sandbox's cpu weight under contention, `N` from 1 to 10000 (default 100)")
 	f.StringVar(&o.ioWeight, "io-weight", "", "the sandbox's io weight, `N` from 1 to 10000, where the io (blkio) controller has one")
 	f.StringVar(&o.cgroupParent, "cgroup-parent", os.Getenv("HAKONIWA_CGROUP_PARENT"), "make the run's cgroup in `CGROUP`: /path from the top of the hierarchy, a path relative to your own cgroup, or a /sys/fs/cgroup/... directory (default $HAKONIWA_CGROUP_PARENT, else /hakoniwa as root and a delegated subtree otherwise)")
+	f.StringVar(&o.cgroupManager, "cgroup-manager", "auto", "who makes the run's cgroup: `MANAGER` cgroupfs (hakoniwa, as root or in a delegated cgroup), systemd (a transient scope over D-Bus, cgroup v2), or auto: cgroupfs, then systemd where no cgroup is delegated")
+	cmd.RegisterFlagCompletionFunc("cgroup-manager", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return []string{"auto", "cgroupfs", "systemd"}, cobra.ShellCompDirectiveNoFileComp
+	})
 	f.IntVar(&o.cgroupVersion, "cgroup-version", 0, "use cgroup version `V`, 1 or 2 (default: 2 when its hierarchy has the controllers, else 1)")
 	f.BoolVar(&o.useCgroup, "cgroup", false, "run in a cgroup of its own even without a cgroup limit: the report gets memory_peak, pids_peak and cpu_usage, and --limit-cpu counts every process")
 
@@ -888,7 +893,15 @@ func (o *runOptions) applyCgroup(c *hakoniwa.Container) error {
 	if o.cgroupVersion != 0 && o.cgroupVersion != 1 && o.cgroupVersion != 2 {
 		return usageError{fmt.Errorf("--cgroup-version %d: want 1 or 2", o.cgroupVersion)}
 	}
-	c.CgroupParent(o.cgroupParent).CgroupVersion(o.cgroupVersion)
+	manager := o.cgroupManager
+	switch manager {
+	case "auto":
+		manager = ""
+	case "cgroupfs", "systemd":
+	default:
+		return usageError{fmt.Errorf("--cgroup-manager %s: want auto, cgroupfs or systemd", o.cgroupManager)}
+	}
+	c.CgroupParent(o.cgroupParent).CgroupVersion(o.cgroupVersion).CgroupManager(manager)
 	if o.useCgroup {
 		c.Cgroup(true)
 	}

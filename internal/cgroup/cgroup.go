@@ -90,7 +90,12 @@ type Config struct {
 	// system ("/sys/fs/cgroup/user.slice/..."). Empty means /hakoniwa
 	// for root, and a subtree delegated to the caller for anyone else.
 	Parent string
-	Limits Limits
+	// Manager is who makes the cgroup: "cgroupfs" (hakoniwa, in the
+	// cgroup file system), "systemd" (a transient scope of systemd's,
+	// asked for over D-Bus), or "" to try cgroupfs first and systemd
+	// when no cgroup is delegated to the caller.
+	Manager string
+	Limits  Limits
 	// Log, if set, is told which cgroup was chosen and why the other
 	// ways were not used; Debug, the files written.
 	Log, Debug func(msg string)
@@ -130,6 +135,10 @@ type driver interface {
 	// cpuUsage is the cpu time used so far; ok is false when unknown.
 	cpuUsage() (d time.Duration, ok bool)
 	stats() Stats
+	// attaches reports whether the child must be moved into the cgroup
+	// by attach, after the clone and before its execve.
+	attaches() bool
+	attach(pid int) error
 	// destroy kills every process left and removes the cgroup.
 	destroy() error
 }
@@ -167,6 +176,14 @@ func (g *Group) JoinFiles() []JoinFile { return g.d.joinFDs() }
 // false when this cgroup cannot tell.
 func (g *Group) CPUUsage() (time.Duration, bool) { return g.d.cpuUsage() }
 
+// Attaches reports whether Attach must move the child into the group
+// between its clone and its execve (a systemd scope): the child must
+// wait for it, in its own copy of memory.
+func (g *Group) Attaches() bool { return g.d.attaches() }
+
+// Attach moves the child pid into the group, where Attaches says so.
+func (g *Group) Attach(pid int) error { return g.d.attach(pid) }
+
 // Stats reads what the group measured. Call it before Close.
 func (g *Group) Stats() Stats { return g.d.stats() }
 
@@ -192,6 +209,14 @@ func New(cfg Config) (*Group, error) {
 func newGroup(h *host, cfg Config) (*Group, error) {
 	if err := cfg.Limits.Check(); err != nil {
 		return nil, err
+	}
+	switch cfg.Manager {
+	case "", "cgroupfs", "systemd":
+	default:
+		return nil, fmt.Errorf("--cgroup-manager %s: want cgroupfs or systemd", cfg.Manager)
+	}
+	if cfg.Manager == "systemd" && cfg.Parent != "" {
+		return nil, errors.New("--cgroup-parent is for cgroupfs: systemd chooses where its scope goes")
 	}
 	log := orNop(cfg.Log)
 	version, why, err := h.chooseVersion(cfg.Version, cfg.Limits)

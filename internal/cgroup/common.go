@@ -89,7 +89,7 @@ func sweep(fs fsys, parent string, kill func(dir string) error, log func(string)
 		}
 		if unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) == nil {
 			if err := kill(dir); err == nil {
-				err = removeDir(fs, dir)
+				err = removeTree(fs, dir)
 			}
 			if err != nil {
 				log(fmt.Sprintf("cgroup: could not remove the stale cgroup %s: %v", dir, err))
@@ -99,6 +99,52 @@ func sweep(fs fsys, parent string, kill func(dir string) error, log func(string)
 		}
 		unix.Close(fd)
 	}
+}
+
+// leafName is the cgroup, inside the run's, that the command is put in.
+// The limits are on the run's cgroup, out of the command's reach: a
+// command that mounts cgroupfs in a cgroup namespace of its own sees its
+// leaf as the top, and a limit it sets there cannot lift its parent's.
+const leafName = "sandbox"
+
+// makeLeaf makes the leaf of the run cgroup at dir, and opens it.
+func makeLeaf(fs fsys, dir string) (int, error) {
+	leaf := path.Join(dir, leafName)
+	if err := fs.Mkdir(leaf); err != nil {
+		return -1, fmt.Errorf("make the cgroup %s: %w", leaf, explainWrite(err))
+	}
+	fd, err := fs.OpenDir(leaf)
+	if err != nil {
+		return -1, fmt.Errorf("open the cgroup %s: %w", leaf, err)
+	}
+	return fd, nil
+}
+
+// removeTree removes a cgroup whose processes are gone, and every cgroup
+// below it (the command may have made some), deepest first.
+func removeTree(fs fsys, dir string) error {
+	subs, err := fs.SubDirs(dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove the cgroup %s: %w", dir, err)
+	}
+	for _, s := range subs {
+		if err := removeTree(fs, path.Join(dir, s)); err != nil {
+			return err
+		}
+	}
+	return removeDir(fs, dir)
+}
+
+// killTree kills every process in the cgroup at dir and below (v1, or v2
+// without cgroup.kill).
+func killTree(fs fsys, dir string) error {
+	subs, _ := fs.SubDirs(dir)
+	for _, s := range subs {
+		if err := killTree(fs, path.Join(dir, s)); err != nil {
+			return err
+		}
+	}
+	return killProcs(fs, path.Join(dir, "cgroup.procs"))
 }
 
 // removeDir removes a cgroup whose processes are gone, waiting a little for
@@ -223,6 +269,7 @@ type setting struct {
 	file, value string
 	flag        string // the flag that asked for it, for errors
 	optional    bool   // skipped when the file is missing
+	bestEffort  bool   // skipped on any failure
 }
 
 // apply writes the settings into dir, in order. A failure names the flag
@@ -237,6 +284,10 @@ func apply(fs fsys, dir string, ss []setting, debug func(string)) error {
 		}
 		if s.optional && errors.Is(err, os.ErrNotExist) {
 			debug(fmt.Sprintf("cgroup: %s: not set, the file is missing", file))
+			continue
+		}
+		if s.bestEffort {
+			debug(fmt.Sprintf("cgroup: %s: not set: %v", file, err))
 			continue
 		}
 		if errors.Is(err, os.ErrNotExist) {

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/hakoniwa-go/hakoniwa/internal/dbus"
 	"golang.org/x/sys/unix"
 )
 
@@ -92,8 +93,10 @@ type host struct {
 	self map[string]string
 	euid int
 	pid  int
-	// systemd is whether PID 1 is systemd.
+	// systemd is whether PID 1 is systemd, and bus connects to the
+	// caller's session bus, where systemd --user answers.
 	systemd bool
+	bus     func() (*dbus.Conn, error)
 }
 
 // readHost reads the cgroup mounts, the caller's cgroups and ids.
@@ -114,6 +117,7 @@ func readHost() (*host, error) {
 		euid:    os.Geteuid(),
 		pid:     os.Getpid(),
 		systemd: strings.TrimSpace(string(comm)) == "systemd",
+		bus:     func() (*dbus.Conn, error) { return dialUserBus(os.Geteuid()) },
 	}, nil
 }
 
@@ -288,10 +292,19 @@ func (h *host) chooseVersion(want int, l Limits) (int, string, error) {
 		if !has2 {
 			return "no cgroup2 file system is mounted"
 		}
-		if len(ctl2) == 0 {
-			return "the cgroup v2 hierarchy at " + m2.dir + " has no controllers (they are bound to cgroup v1 hierarchies)"
+		what := "the cgroup v2 hierarchy at " + m2.dir
+		switch {
+		case len(miss2) > 0:
+			what += " lacks the " + controllers(miss2)
+		case len(ctl2) > 0:
+			return what + " lacks memory or pids, which measure the run"
+		default:
+			what += " has no controllers"
 		}
-		return "the cgroup v2 hierarchy at " + m2.dir + " lacks the " + controllers(miss2) + " (bound to cgroup v1 here, or not enabled)"
+		if len(ctl2) == 0 {
+			return what + " (it has none: they are bound to cgroup v1 hierarchies)"
+		}
+		return what + " (bound to cgroup v1 here, or not enabled)"
 	}
 	switch want {
 	case 2:
@@ -317,6 +330,9 @@ func (h *host) chooseVersion(want int, l Limits) (int, string, error) {
 	}
 	if v1OK {
 		return 1, "cgroup v1 hierarchies have the " + controllers(need) + "; " + v2Why(), nil
+	}
+	if len(need) == 0 {
+		return 0, "", fmt.Errorf("no cgroup hierarchy to run in: %s; and no cgroup v1 hierarchy of memory or pids is mounted", v2Why())
 	}
 	return 0, "", fmt.Errorf("no cgroup hierarchy has the %s needed by %s: %s; and no cgroup v1 hierarchy of %s is mounted",
 		controllers(miss2), limitNames(l), v2Why(), strings.Join(miss1, ", "))
@@ -372,12 +388,10 @@ func fsPath(m mount, cg string) (string, error) {
 func (h *host) where(m mount, self, parent string) (p place, mode string, err error) {
 	p.m = m
 	switch {
-	case parent != "" && (parent == m.dir || strings.HasPrefix(parent, m.dir+"/")):
-		p.dir = path.Clean(parent)
-		p.parent = path.Join(m.root, strings.TrimPrefix(p.dir, m.dir))
-		mode = "--cgroup-parent"
 	case strings.HasPrefix(parent, "/"):
-		p.parent = path.Clean(parent)
+		if p.parent, err = h.absParent(parent); err != nil {
+			return p, "", err
+		}
 		mode = "--cgroup-parent"
 	case parent != "":
 		if self == "" {
@@ -391,13 +405,7 @@ func (h *host) where(m mount, self, parent string) (p place, mode string, err er
 	default:
 		d, err := h.delegated(m, self)
 		if err != nil {
-			why := "not root, and " + err.Error()
-			if h.systemd {
-				why += "; a systemd transient scope over D-Bus is not supported yet"
-			} else {
-				why += "; no systemd transient scope either: PID 1 is not systemd"
-			}
-			return p, "", fmt.Errorf("no cgroup for %s: %s; %s", m.dir, why, unprivilegedHelp)
+			return p, "", &notDelegated{dir: m.dir, why: "not root, and " + err.Error()}
 		}
 		p.parent = path.Join(d, "hakoniwa")
 		mode = "not root: in the subtree " + d + " delegated to uid " + fmt.Sprint(h.euid)
@@ -408,6 +416,47 @@ func (h *host) where(m mount, self, parent string) (p place, mode string, err er
 		}
 	}
 	return p, mode, nil
+}
+
+// absParent turns an absolute --cgroup-parent into a cgroup path: a
+// directory of a mounted hierarchy names the same cgroup in every
+// hierarchy (/sys/fs/cgroup/memory/x is /x); anything else is a cgroup path
+// already.
+func (h *host) absParent(parent string) (string, error) {
+	if slices.Contains(strings.Split(parent, "/"), "..") {
+		return "", fmt.Errorf("--cgroup-parent %s: want a path without ..", parent)
+	}
+	clean := path.Clean(parent)
+	var best mount
+	found := false
+	for _, mm := range h.mounts {
+		if (clean == mm.dir || strings.HasPrefix(clean, mm.dir+"/")) && len(mm.dir) > len(best.dir) {
+			best, found = mm, true
+		}
+	}
+	switch {
+	case found:
+		return path.Join(best.root, strings.TrimPrefix(clean, best.dir)), nil
+	case clean == "/sys/fs/cgroup" || strings.HasPrefix(clean, "/sys/fs/cgroup/"):
+		var dirs []string
+		for _, mm := range h.mounts {
+			dirs = append(dirs, mm.dir)
+		}
+		return "", fmt.Errorf("--cgroup-parent %s: not in a mounted cgroup hierarchy (those are %s); or give the cgroup's path, such as /hakoniwa", parent, strings.Join(dirs, ", "))
+	}
+	return clean, nil
+}
+
+// notDelegated is the failure to find a cgroup for a caller who is not
+// root and gave no --cgroup-parent. The caller adds why a systemd scope
+// was no way out either.
+type notDelegated struct {
+	dir, why string
+	systemd  string // why no systemd scope
+}
+
+func (e *notDelegated) Error() string {
+	return fmt.Sprintf("no cgroup for %s: %s; and no systemd transient scope: %s; %s", e.dir, e.why, e.systemd, unprivilegedHelp)
 }
 
 // delegated finds the highest cgroup above or at self, in mount m, that the
@@ -438,6 +487,9 @@ func (h *host) delegated(m mount, self string) (string, error) {
 func (h *host) mkdirAll(m mount, dir string) error {
 	if dir == m.dir {
 		return nil
+	}
+	if !strings.HasPrefix(dir, m.dir+"/") {
+		return fmt.Errorf("make the cgroup %s: outside the hierarchy mounted at %s", dir, m.dir)
 	}
 	if _, err := h.fs.ReadFile(path.Join(dir, "cgroup.procs")); err == nil {
 		return nil

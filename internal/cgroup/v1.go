@@ -1,6 +1,7 @@
 package cgroup
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"slices"
@@ -51,7 +52,11 @@ type v1Want struct {
 }
 
 func newV1(h *host, cfg Config, log func(string)) (*v1, error) {
+	if cfg.Manager == "systemd" {
+		return nil, errors.New("--cgroup-manager systemd: systemd makes scopes with limits on cgroup v2 only")
+	}
 	g := &v1{h: h, limits: cfg.Limits, log: log, debug: orNop(cfg.Debug)}
+	var firstErr error // why the first hierarchy could not be used
 	for _, w := range v1Wanted(cfg.Limits) {
 		m, ok := h.v1Mount(w.ctl)
 		if !ok {
@@ -67,18 +72,28 @@ func newV1(h *host, cfg Config, log func(string)) (*v1, error) {
 			continue
 		}
 		p, mode, err := h.where(m, h.self[w.ctl], cfg.Parent)
+		var nd *notDelegated
+		if errors.As(err, &nd) {
+			nd.systemd = "systemd makes them for users on cgroup v2 only"
+		}
 		if err != nil {
 			if w.required {
 				return nil, err
 			}
 			log(fmt.Sprintf("cgroup: %s not used, so not measured: %v", w.ctl, err))
+			if firstErr == nil {
+				firstErr = err
+			}
 			continue
 		}
 		log(fmt.Sprintf("cgroup: %s: parent %s (%s)", w.ctl, p.parent, mode))
 		g.hs = append(g.hs, &v1Hierarchy{p: p, ctl: []string{w.ctl}, required: w.required, fd: -1, join: -1})
 	}
 	if len(g.hs) == 0 {
-		return nil, fmt.Errorf("no cgroup v1 hierarchy of memory, pids, cpu or cpuacct is usable")
+		if firstErr != nil {
+			return nil, firstErr
+		}
+		return nil, fmt.Errorf("no cgroup v1 hierarchy of memory, pids or cpuacct is mounted")
 	}
 	return g, nil
 }
@@ -100,6 +115,9 @@ func (g *v1) path() string {
 }
 
 func (g *v1) cloneFD() int { return -1 }
+
+func (g *v1) attaches() bool   { return false }
+func (g *v1) attach(int) error { return nil }
 
 func (g *v1) joinFDs() []JoinFile {
 	var fs []JoinFile
@@ -139,21 +157,29 @@ func (g *v1) createIn(x *v1Hierarchy, name string) error {
 	if err := g.h.mkdirAll(x.p.m, x.p.dir); err != nil {
 		return explainWrite(err)
 	}
-	kill := func(dir string) error { return killProcs(fs, path.Join(dir, "cgroup.procs")) }
+	kill := func(dir string) error { return killTree(fs, dir) }
 	dir, fd, err := makeRun(fs, x.p.dir, name, kill, g.log)
 	if err != nil {
 		return err
 	}
 	x.dir, x.fd, x.cg = dir, fd, path.Join(x.p.parent, name)
-	if x.join, err = fs.OpenWrite(path.Join(dir, "cgroup.procs")); err != nil {
-		g.destroyIn(x)
-		return fmt.Errorf("open %s: %w", path.Join(dir, "cgroup.procs"), explainWrite(err))
-	}
 	var ss []setting
 	for _, c := range x.ctl {
 		ss = append(ss, g.settings(c)...)
 	}
 	if err := apply(fs, dir, ss, g.debug); err != nil {
+		g.destroyIn(x)
+		return err
+	}
+	leaf, err := makeLeaf(fs, dir)
+	if err == nil {
+		unix.Close(leaf)
+		procs := path.Join(dir, leafName, "cgroup.procs")
+		if x.join, err = fs.OpenWrite(procs); err != nil {
+			err = fmt.Errorf("open %s: %w", procs, explainWrite(err))
+		}
+	}
+	if err != nil {
 		g.destroyIn(x)
 		return err
 	}
@@ -166,6 +192,11 @@ func (g *v1) settings(c string) []setting {
 	var ss []setting
 	switch c {
 	case "memory":
+		// Hierarchical, so that the limit and the peak of the run's
+		// cgroup cover its leaf: always so since Linux 5.11 (where the
+		// file is gone or fixed), but not on older kernels whose root
+		// was left at 0. Allowed while the cgroup has no children.
+		ss = append(ss, setting{file: "memory.use_hierarchy", value: "1", bestEffort: true})
 		if l.Memory == 0 {
 			break
 		}
@@ -231,13 +262,15 @@ func (g *v1) cpuUsage() (time.Duration, bool) {
 func (g *v1) stats() Stats {
 	fs := g.h.fs
 	var s Stats
+	// v1 counts OOM kills and refused forks in the cgroup of the process
+	// killed or forking, not in its parents: add the run's and its leaf's.
 	if d := g.dirOf("memory"); d != "" {
 		s.MemoryPeak = u64p(readUint(fs, path.Join(d, "memory.max_usage_in_bytes")))
-		s.OOMKills = u64p(readKey(fs, path.Join(d, "memory.oom_control"), "oom_kill"))
+		s.OOMKills = u64p(sumKey(fs, d, "memory.oom_control", "oom_kill"))
 	}
 	if d := g.dirOf("pids"); d != "" {
 		s.PidsPeak = u64p(readUint(fs, path.Join(d, "pids.peak")))
-		s.PidsDenied = u64p(readKey(fs, path.Join(d, "pids.events"), "max"))
+		s.PidsDenied = u64p(sumKey(fs, d, "pids.events", "max"))
 	}
 	if d := g.dirOf("cpuacct"); d != "" {
 		user, uok := readUint(fs, path.Join(d, "cpuacct.usage_user"))
@@ -254,9 +287,9 @@ func (g *v1) destroyIn(x *v1Hierarchy) error {
 		return nil
 	}
 	fs := g.h.fs
-	err := killProcs(fs, path.Join(x.dir, "cgroup.procs"))
+	err := killTree(fs, x.dir)
 	if err == nil {
-		err = removeDir(fs, x.dir)
+		err = removeTree(fs, x.dir)
 	}
 	if x.join >= 0 {
 		unix.Close(x.join)
@@ -274,4 +307,13 @@ func (g *v1) destroy() error {
 		}
 	}
 	return first
+}
+
+// sumKey adds key of file in the run's cgroup at d and in its leaf.
+func sumKey(fs fsys, d, file, key string) (uint64, bool) {
+	a, ok := readKey(fs, path.Join(d, file), key)
+	if b, bok := readKey(fs, path.Join(d, leafName, file), key); bok {
+		a, ok = a+b, true
+	}
+	return a, ok
 }

@@ -21,23 +21,53 @@ type v2 struct {
 	debug  func(string)
 
 	dir, cg string // the run's directory and cgroup path
-	fd      int    // its directory, locked; the CLONE_INTO_CGROUP target
+	fd      int    // its directory, locked
+	leafFD  int    // its leaf, the CLONE_INTO_CGROUP target
 }
 
-func newV2(h *host, cfg Config, log func(string)) (*v2, error) {
+func newV2(h *host, cfg Config, log func(string)) (driver, error) {
 	m, _ := h.v2Mount()
+	if cfg.Manager == "systemd" {
+		s, err := newScope(h, m, cfg, log)
+		if err != nil {
+			return nil, fmt.Errorf("--cgroup-manager systemd: %w", err)
+		}
+		log("cgroup: a systemd transient scope, asked for over D-Bus (--cgroup-manager systemd)")
+		return s, nil
+	}
 	p, mode, err := h.where(m, h.self[""], cfg.Parent)
+	var nd *notDelegated
+	if errors.As(err, &nd) {
+		switch {
+		case cfg.Manager == "cgroupfs":
+			nd.systemd = "not asked for (--cgroup-manager cgroupfs)"
+			return nil, nd
+		case !h.systemd:
+			nd.systemd = "PID 1 is not systemd"
+			return nil, nd
+		}
+		s, serr := newScope(h, m, cfg, log)
+		if serr != nil {
+			nd.systemd = serr.Error()
+			return nil, nd
+		}
+		log("cgroup: " + nd.why + "; so a systemd transient scope, asked for over D-Bus")
+		return s, nil
+	}
 	if err != nil {
 		return nil, err
 	}
 	log(fmt.Sprintf("cgroup: parent %s (%s)", p.parent, mode))
-	return &v2{h: h, p: p, limits: cfg.Limits, log: log, debug: orNop(cfg.Debug), fd: -1}, nil
+	return &v2{h: h, p: p, limits: cfg.Limits, log: log, debug: orNop(cfg.Debug), fd: -1, leafFD: -1}, nil
 }
 
 func (g *v2) path() string { return g.cg }
-func (g *v2) cloneFD() int { return g.fd }
+func (g *v2) cloneFD() int { return g.leafFD }
 
 func (g *v2) joinFDs() []JoinFile { return nil }
+
+func (g *v2) attaches() bool   { return false }
+func (g *v2) attach(int) error { return nil }
 
 // create makes the parent and enables in it the controllers the run
 // needs, or would report on, then makes the run's cgroup with its limits.
@@ -66,6 +96,10 @@ func (g *v2) create(name string) error {
 	}
 	g.dir, g.fd, g.cg = dir, fd, path.Join(g.p.parent, name)
 	if err := apply(fs, dir, g.settings(), g.debug); err != nil {
+		g.destroy()
+		return err
+	}
+	if g.leafFD, err = makeLeaf(fs, dir); err != nil {
 		g.destroy()
 		return err
 	}
@@ -165,13 +199,17 @@ func v2Value(n uint64) string {
 	return fmt.Sprint(n)
 }
 
-func (g *v2) cpuUsage() (time.Duration, bool) {
-	us, ok := readKey(g.h.fs, path.Join(g.dir, "cpu.stat"), "usage_usec")
+func (g *v2) cpuUsage() (time.Duration, bool) { return v2CPUUsage(g.h.fs, g.dir) }
+func (g *v2) stats() Stats                    { return v2Stats(g.h.fs, g.dir) }
+
+// v2CPUUsage reads the cpu time of the v2 cgroup at d.
+func v2CPUUsage(fs fsys, d string) (time.Duration, bool) {
+	us, ok := readKey(fs, path.Join(d, "cpu.stat"), "usage_usec")
 	return time.Duration(us) * time.Microsecond, ok
 }
 
-func (g *v2) stats() Stats {
-	fs, d := g.h.fs, g.dir
+// v2Stats reads what the v2 cgroup at d measured.
+func v2Stats(fs fsys, d string) Stats {
 	var s Stats
 	s.MemoryPeak = u64p(readUint(fs, path.Join(d, "memory.peak")))
 	s.OOMKills = u64p(readKey(fs, path.Join(d, "memory.events"), "oom_kill"))
@@ -181,7 +219,7 @@ func (g *v2) stats() Stats {
 	sys, sok := readKey(fs, path.Join(d, "cpu.stat"), "system_usec")
 	s.CPUUser = durp(time.Duration(user)*time.Microsecond, uok)
 	s.CPUSystem = durp(time.Duration(sys)*time.Microsecond, sok)
-	s.CPUTotal = durp(g.cpuUsage())
+	s.CPUTotal = durp(v2CPUUsage(fs, d))
 	return s
 }
 
@@ -191,7 +229,7 @@ func (g *v2) killDir(dir string) error {
 	fs := g.h.fs
 	if err := fs.WriteFile(path.Join(dir, "cgroup.kill"), "1"); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return killProcs(fs, path.Join(dir, "cgroup.procs"))
+			return killTree(fs, dir)
 		}
 		return fmt.Errorf("kill the cgroup %s: %w", dir, err)
 	}
@@ -213,10 +251,14 @@ func (g *v2) destroy() error {
 	}
 	err := g.killDir(g.dir)
 	if err == nil {
-		err = removeDir(g.h.fs, g.dir)
+		err = removeTree(g.h.fs, g.dir)
 	}
-	unix.Close(g.fd)
-	g.fd = -1
+	for _, fd := range []*int{&g.fd, &g.leafFD} {
+		if *fd >= 0 {
+			unix.Close(*fd)
+			*fd = -1
+		}
+	}
 	g.dir = ""
 	return err
 }

@@ -109,6 +109,18 @@ func runChild(p *Program, errfd int32) {
 			if errno == 0 && r1 > 0 && pfd.Revents&unix.POLLHUP != 0 {
 				errno = syscall.ESRCH
 			}
+		case OpWaitGo:
+			syscall.RawSyscall(unix.SYS_CLOSE, s.B, 0, 0)
+			for {
+				r1, _, errno = syscall.RawSyscall(unix.SYS_READ, s.A, uintptr(unsafe.Pointer(&p.goBuf[0])), 1)
+				if errno != syscall.EINTR {
+					break
+				}
+			}
+			if errno == 0 && r1 != 1 {
+				errno = syscall.ECANCELED
+			}
+			syscall.RawSyscall(unix.SYS_CLOSE, s.A, 0, 0)
 		case OpDupStdio:
 			for r1 = 0; r1 < 3; r1++ {
 				_, _, errno = syscall.RawSyscall(unix.SYS_DUP3, uintptr(p.stdio[r1]), r1, 0)

@@ -48,6 +48,7 @@ const (
 	OpSetsid                           // setsid()
 	OpPrctl                            // prctl(a, b, c, 0, 0)
 	OpParentAlive                      // exit if fd[slot] (read end of the parent's pipe) hangs up
+	OpWaitGo                           // close(b), then read a byte from a: the parent's go-ahead
 	OpCloseFds                         // close_range(3, ~0, CLOSE_RANGE_CLOEXEC), then keep the fds in keep
 	OpDupStdio                         // dup3(stdio[i], i, 0) for i in 0..2
 	OpUmask                            // umask(a)
@@ -115,6 +116,7 @@ type Program struct {
 	keepN uintptr     // len(Keep)
 	empty *byte       // ""
 	errb  childReport // buffer the child writes its failure into
+	goBuf [1]byte     // what OpWaitGo reads into
 	zero  unix.Timespec
 
 	keepFilter []unix.SockFilter // the seccomp filter OpSeccomp points to
@@ -396,6 +398,13 @@ func (b *Builder) JoinCgroup(fd int, desc string) {
 	zero := &[1]byte{'0'}
 	b.P.keepAlive = append(b.P.keepAlive, zero)
 	b.add(Step{Kind: OpSyscall, A: unix.SYS_WRITE, B: uintptr(fd), C: uintptr(unsafe.Pointer(zero)), N: 1, Desc: desc})
+}
+
+// WaitGo waits for the parent's go-ahead: one byte on the pipe whose read
+// end is r; w, the write end, is closed first, so that the parent closing
+// its own without a byte is end of file, and fails the step.
+func (b *Builder) WaitGo(r, w int, desc string) {
+	b.add(Step{Kind: OpWaitGo, A: uintptr(r), B: uintptr(w), Desc: desc})
 }
 
 // Setsid starts a new session.
