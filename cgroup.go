@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hakoniwa-go/hakoniwa/internal/cgroup"
@@ -135,6 +138,10 @@ func (cmd *Cmd) attachHook(j *cgroupJoin, next func(pid, pidfd int)) func(pid, p
 		cmd.attachErr = cmd.group.Attach(pid)
 		if cmd.attachErr == nil {
 			unix.Write(j.goW, []byte{1})
+		} else {
+			// Not only end of file: another run's child, cloned
+			// meanwhile, may hold a copy of goW until its own execve.
+			unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
 		}
 		unix.Close(j.goW)
 		j.goW = -1
@@ -180,6 +187,10 @@ func (cmd *Cmd) newCgroup() error {
 		Limits:  c.cg.limits,
 		Log:     c.logAt(slog.LevelInfo),
 		Debug:   c.logAt(slog.LevelDebug),
+		Warn: func(msg string) {
+			c.logAt(slog.LevelWarn)("cgroup: " + msg)
+			cmd.Result.Warnings = append(cmd.Result.Warnings, msg)
+		},
 	})
 	if err != nil {
 		return &SetupError{Step: "set up the cgroup", Err: err, ExitCode: 125}
@@ -202,24 +213,32 @@ func (c *Container) logAt(level slog.Level) func(string) {
 // counts every thread of every process: it polls the usage, sleeping as
 // long as the sandbox could not reach the limit even if every cpu ran it,
 // and kills the command at the limit.
-func (cmd *Cmd) watchCPU(limit time.Duration, done <-chan struct{}) {
+//
+// Wait stops it (stopWatch) before it closes the cgroup.
+func (cmd *Cmd) watchCPU(limit time.Duration) {
 	g := cmd.group
-	cpus := runtime.NumCPU()
+	cpus := onlineCPUs()
 	if q := cmd.c.cg.limits.CPUs; q > 0 && int(q+0.999) < cpus {
 		cpus = int(q + 0.999)
 	}
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	cmd.watchStop, cmd.watchStopped = stop, stopped
 	go func() {
+		defer close(stopped)
 		t := time.NewTimer(0)
 		defer t.Stop()
 		for {
 			select {
-			case <-done:
+			case <-stop:
 				return
 			case <-t.C:
 			}
 			used, ok := g.CPUUsage()
 			if !ok {
-				return
+				// Not readable for now: the limit is still due, so
+				// look again soon (RLIMIT_CPU backs it up meanwhile).
+				t.Reset(100 * time.Millisecond)
+				continue
 			}
 			if used >= limit {
 				cmd.kill(stopCause{cpu: limit, cpuUsed: used})
@@ -229,6 +248,38 @@ func (cmd *Cmd) watchCPU(limit time.Duration, done <-chan struct{}) {
 			t.Reset(min(max(wait, 2*time.Millisecond), time.Second))
 		}
 	}()
+}
+
+// stopWatch stops the cpu watcher, if any, and waits until it has.
+func (cmd *Cmd) stopWatch() {
+	if cmd.watchStop != nil {
+		close(cmd.watchStop)
+		<-cmd.watchStopped
+		cmd.watchStop = nil
+	}
+}
+
+// onlineCPUs counts the host's online cpus, which the sandbox may run on
+// whatever our own affinity is.
+func onlineCPUs() int {
+	n := runtime.NumCPU()
+	b, err := os.ReadFile("/sys/devices/system/cpu/online")
+	if err != nil {
+		return n
+	}
+	total := 0
+	for _, r := range strings.Split(strings.TrimSpace(string(b)), ",") {
+		lo, hi, isRange := strings.Cut(r, "-")
+		a, err1 := strconv.Atoi(lo)
+		z, err2 := strconv.Atoi(hi)
+		switch {
+		case !isRange && err1 == nil:
+			total++
+		case isRange && err1 == nil && err2 == nil && z >= a:
+			total += z - a + 1
+		}
+	}
+	return max(n, total)
 }
 
 // closeCgroup measures the run's cgroup into r, then kills what is left in

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -449,10 +450,11 @@ func TestCgroupStaleSweep(t *testing.T) {
 	top := filepath.Join("/sys/fs/cgroup/pids", parent)
 	// Make sure the parent exists, with a first run.
 	runResult(t, cgKiss(t).Pids(8), "/bin/true")
-	stale := filepath.Join(top, "run-1-deadbeef")
-	live := filepath.Join(top, "run-2-cafef00d")
+	stale := filepath.Join(top, "hakoniwa-run-1-deadbeef")
+	live := filepath.Join(top, "hakoniwa-run-2-cafef00d")
 	other := filepath.Join(top, "not-a-run")
-	for _, d := range []string{stale, live, other} {
+	systemd := filepath.Join(top, "run-u1.service") // systemd's transient units are named so
+	for _, d := range []string{stale, live, other, systemd} {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -474,7 +476,7 @@ func TestCgroupStaleSweep(t *testing.T) {
 	if _, err := os.Stat(stale); err == nil {
 		t.Errorf("the stale %s was not removed", stale)
 	}
-	for _, d := range []string{live, other} {
+	for _, d := range []string{live, other, systemd} {
 		if _, err := os.Stat(d); err != nil {
 			t.Errorf("%s was removed: %v", d, err)
 		}
@@ -514,8 +516,10 @@ func TestCgroupSystemdScope(t *testing.T) {
 		if pids := starts[len(starts)-1].Props["PIDs"].([]uint32); len(pids) != 1 || int(pids[0]) != r.Pid {
 			t.Errorf("systemd was asked to move %v, the command is %d", pids, r.Pid)
 		}
-		if r.CPUUsage == nil {
-			t.Error("no cpu usage from the scope")
+		// systemd removes an empty scope at once, which may beat the
+		// read of its figures; then the report says so.
+		if r.CPUUsage == nil && !slices.ContainsFunc(r.Warnings, func(w string) bool { return strings.Contains(w, "before its figures could be read") }) {
+			t.Errorf("no cpu usage from the scope, and no warning why: %q", r.Warnings)
 		}
 	})
 	t.Run("cpu time of every process", func(t *testing.T) {
@@ -577,5 +581,39 @@ head -c 256M /dev/zero | tail -n 1`
 		// The attack must have reached the limit file, or this test
 		// tests nothing.
 		t.Errorf("the command could not write its own cgroup's limit; the attack did not run:\n%s", out.String())
+	}
+}
+
+// TestCgroupShortRunsWatched runs many short commands at once under a
+// watched cpu-time limit: each run's watcher must be stopped before its
+// cgroup is removed (run it with -race to check that), and every cgroup is
+// gone after its run.
+func TestCgroupShortRunsWatched(t *testing.T) {
+	haveCgroups(t, v1Pids)
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	for w := 0; w < 3; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 15; i++ {
+				cmd := cgKiss(t).Cgroup(true).Rlimit(RlimitCPU, 5).Command("/bin/true")
+				if err := cmd.Run(); err != nil {
+					errs <- err
+					return
+				}
+				for _, top := range []string{"pids", "cpuacct"} {
+					if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", top, cmd.Result.Cgroup)); err == nil {
+						errs <- fmt.Errorf("%s is left after the run", cmd.Result.Cgroup)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }

@@ -69,6 +69,8 @@ type Cmd struct {
 	group      *cgroup.Group // the run's cgroup, if it has one
 	pidsDenied *uint64       // forks the pids limit refused
 	attachErr  error         // moving the child into its cgroup failed
+
+	watchStop, watchStopped chan struct{} // the cpu watcher's, if any
 }
 
 // Command returns a Cmd that runs name with args in the sandbox. A name
@@ -202,6 +204,15 @@ func (cmd *Cmd) Start() error {
 	}
 	proc, err := nsexec.Start(p, fds)
 	join.closeGo()
+	if cmd.attachErr != nil {
+		// The child was killed while it waited, which its error pipe
+		// tells as end of file, like an execve.
+		if err == nil {
+			proc.Signal(unix.SIGKILL)
+			proc.Wait()
+		}
+		err = cmd.attachErr
+	}
 	for _, c := range closeNow {
 		c.Close()
 	}
@@ -213,8 +224,7 @@ func (cmd *Cmd) Start() error {
 		cmd.learn.startDone() // the clone failed, or the child before its execve
 		cmd.learn = nil
 	}
-	if err != nil && cmd.attachErr != nil {
-		// The child gave up waiting, as it was told to.
+	if cmd.attachErr != nil {
 		cmd.pending = nil
 		return cmd.fail(&SetupError{Step: "move the sandbox into its cgroup", Err: cmd.attachErr, ExitCode: 125})
 	}
@@ -266,10 +276,11 @@ func (cmd *Cmd) Start() error {
 		cmd.timer = time.AfterFunc(d, func() { cmd.kill(stopCause{walltime: d}) })
 	}
 	if s, ok := cmd.c.rlimits[RlimitCPU]; ok && join != nil {
-		if join.watchesCPU && s < maxWatchedCPU {
-			cmd.watchCPU(time.Duration(s)*time.Second, proc.Done())
-		} else {
+		switch {
+		case !join.watchesCPU:
 			cmd.c.logAt(slog.LevelInfo)("cgroup: no cpu usage to watch (no cpuacct hierarchy); the cpu-time limit is RLIMIT_CPU's, per process")
+		case s > 0 && s < maxWatchedCPU:
+			cmd.watchCPU(time.Duration(s) * time.Second)
 		}
 	}
 	if cmd.ctx.Done() != nil {
@@ -486,9 +497,13 @@ func (cmd *Cmd) Wait() error {
 
 	r := cmd.Result
 	r.RealTime = durp(end.Sub(cmd.start))
+	cmd.stopWatch()
 	if werr != nil {
 		r.Status = StatusUK
 		r.Reason = "wait: " + werr.Error()
+		if err := cmd.closeCgroup(nil); err != nil {
+			r.Warnings = append(r.Warnings, err.Error())
+		}
 		return &ExitError{Result: r}
 	}
 	cmd.mu.Lock()

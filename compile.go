@@ -281,7 +281,7 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*nsexec.Program, err
 		}
 		v := c.rlimits[r]
 		desc := fmt.Sprintf("set RLIMIT_%s to %d", strings.ToUpper(name), v)
-		if r == RlimitCPU && cmd.cgroup != nil && cmd.cgroup.watchesCPU && v < maxWatchedCPU {
+		if r == RlimitCPU && cmd.cgroup != nil && cmd.cgroup.watchesCPU && v > 0 && v < maxWatchedCPU {
 			// The cgroup's usage of every process enforces the limit;
 			// RLIMIT_CPU, a second later, only backs it up, so that
 			// it never kills one process of several first.

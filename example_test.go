@@ -66,3 +66,30 @@ TERM     = {{ os_env "TERM" }}
 	// hello from hakoniwa
 	// OK 0
 }
+
+// A judge's run: 64M of memory, 16 processes and 1 s of cpu time for every
+// process together, in a cgroup of the run's own (as root, or in a cgroup
+// delegated to the caller; see docs/cgroups.md). The report says which
+// limit stopped it, with the cgroup's own counts.
+func ExampleContainer_Memory() {
+	p, err := policy.Default()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	sandbox, err := hakoniwa.FromPolicy(p)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	sandbox.Memory(64<<20).Pids(16).Rlimit(hakoniwa.RlimitCPU, 1)
+	cmd := sandbox.Command("/bin/sh", "-c", "head -c 1G /dev/zero | tail -n 1")
+	if err := cmd.Run(); err != nil {
+		fmt.Println(err) // memory limit of 64M exceeded: the OOM killer killed 1 process; ...
+	}
+	r := cmd.Result
+	fmt.Println(r.Status) // MLE
+	if r.MemoryPeak != nil && r.OOMKill != nil {
+		fmt.Println(*r.MemoryPeak, *r.OOMKill) // 67108864 1
+	}
+}

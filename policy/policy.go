@@ -203,7 +203,9 @@ type IDMap struct {
 
 // Limit is one resource limit. Type is one of LimitTypes; sizes are in
 // bytes, cpu and walltime in seconds. Every value is a whole number but
-// that of cpus, such as 0.5.
+// that of cpus, such as 0.5. Values are held as float64, exact up to 2^53
+// (8 PiB); larger ones are rounded to 53 bits, and 9223372036854775807,
+// TOML's largest integer, means unlimited.
 //
 // as, core, cpu, fsize, nofile, nproc and stack are rlimits; walltime is
 // the wall time; memory, memory_swap, pids and cpus are limits of the

@@ -131,6 +131,9 @@ func (v *v05) check(d *doc) ErrorList {
 			add(checkLimit(d, "limits."+LimitTypes[i], LimitTypes[i], *l))
 		}
 	}
+	if m, s := v.Limits.Memory, v.Limits.MemorySwap; m != nil && s != nil {
+		add(checkSwap(d, "limits.memory_swap", *s, *m))
+	}
 	if s := v.Seccomp; s != nil {
 		add(checkSeccompList(d, s.Syscalls, s.DismatchAction))
 	}

@@ -193,8 +193,18 @@ func (p *Policy) check(d *doc) ErrorList {
 	if p.Hostname != nil {
 		add(checkHostname(d, "hostname", *p.Hostname))
 	}
+	memory, swapAt := -1, -1
 	for i, l := range p.Limits {
 		add(checkLimit(d, index("limits", i), l.Type, l.Value))
+		switch l.Type {
+		case "memory":
+			memory = i
+		case "memory_swap":
+			swapAt = i
+		}
+	}
+	if memory >= 0 && swapAt >= 0 {
+		add(checkSwap(d, index("limits", swapAt), p.Limits[swapAt].Value, p.Limits[memory].Value))
 	}
 	if s := p.Seccomp; s != nil {
 		switch {
@@ -356,6 +366,15 @@ func checkLimit(d *doc, key, typ string, v float64) *Error {
 		return nil
 	}
 	return d.errAt(key+".type", "unknown limit %q (want %s)", typ, strings.Join(LimitTypes, ", "))
+}
+
+// checkSwap checks that memory_swap, memory and swap together, is at least
+// memory.
+func checkSwap(d *doc, key string, swap, memory float64) *Error {
+	if swap < memory {
+		return d.errAt(key, "memory_swap %s: want at least memory (%s): it limits memory and swap together", num(swap), num(memory))
+	}
+	return nil
 }
 
 // num writes a number as it would be in the file: 1000000001, 0.5, +Inf.

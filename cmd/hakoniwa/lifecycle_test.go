@@ -173,7 +173,7 @@ func TestCgroupTeardownAfterSIGKILL(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no run cgroup of %d with 3 processes in %s (%q, %v)", cmd.Process.Pid, top, dir, pids)
 		}
-		m, _ := filepath.Glob(filepath.Join(top, "run-"+strconv.Itoa(cmd.Process.Pid)+"-*"))
+		m, _ := filepath.Glob(filepath.Join(top, "hakoniwa-run-"+strconv.Itoa(cmd.Process.Pid)+"-*"))
 		if len(m) != 1 {
 			continue
 		}

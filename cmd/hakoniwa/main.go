@@ -130,7 +130,7 @@ type runOptions struct {
 	unshareCgroup                                  bool
 	network                                        string
 	hostname                                       string
-	hostnameSet, uidSet, gidSet                    bool
+	hostnameSet, uidSet, gidSet, cgroupParentSet   bool
 	uid, gid                                       string
 	env                                            []string
 	workdir, chdir                                 string
@@ -192,6 +192,7 @@ Exit status: the command's own code, 128+N when it was killed by signal N,
 		RunE: func(c *cobra.Command, args []string) error {
 			f := c.Flags()
 			o.hostnameSet = f.Changed("hostname")
+			o.cgroupParentSet = f.Changed("cgroup-parent")
 			if f.Changed("network") && o.network == "" {
 				return usageError{errors.New("--network: want none, loopback or host")}
 			}
@@ -901,7 +902,11 @@ func (o *runOptions) applyCgroup(c *hakoniwa.Container) error {
 	default:
 		return usageError{fmt.Errorf("--cgroup-manager %s: want auto, cgroupfs or systemd", o.cgroupManager)}
 	}
-	c.CgroupParent(o.cgroupParent).CgroupVersion(o.cgroupVersion).CgroupManager(manager)
+	parent := o.cgroupParent
+	if manager == "systemd" && !o.cgroupParentSet {
+		parent = "" // $HAKONIWA_CGROUP_PARENT is for cgroupfs; systemd places its scope
+	}
+	c.CgroupParent(parent).CgroupVersion(o.cgroupVersion).CgroupManager(manager)
 	if o.useCgroup {
 		c.Cgroup(true)
 	}

@@ -9,7 +9,7 @@
 // hierarchy, which the child joins itself through files its parent opened.
 // The two are the two implementations of one interface, driver.
 //
-// Every run cgroup is named run-PID-RANDOM and is held with a flock on its
+// Every run cgroup is named hakoniwa-run-PID-RANDOM and is held with a flock on its
 // directory for as long as the run lasts, so that a later run can tell the
 // cgroups of runs whose hakoniwa was killed (unlocked) from the live ones,
 // and remove them.
@@ -97,8 +97,9 @@ type Config struct {
 	Manager string
 	Limits  Limits
 	// Log, if set, is told which cgroup was chosen and why the other
-	// ways were not used; Debug, the files written.
-	Log, Debug func(msg string)
+	// ways were not used; Debug, the files written; Warn, what the
+	// cgroup cannot do as asked and the run goes on without.
+	Log, Debug, Warn func(msg string)
 }
 
 func orNop(f func(string)) func(string) {
@@ -161,7 +162,7 @@ type Group struct {
 // Version is the cgroup version the group is on, 1 or 2.
 func (g *Group) Version() int { return g.version }
 
-// Path is the group's cgroup path, such as /hakoniwa/run-42-0a1b2c3d.
+// Path is the group's cgroup path, such as /hakoniwa/hakoniwa-run-42-0a1b2c3d.
 func (g *Group) Path() string { return g.d.path() }
 
 // CloneFD is the directory to clone the child into with CLONE_INTO_CGROUP,

@@ -24,8 +24,27 @@ import (
 // a stale cgroup is left only by a hakoniwa that was killed.
 var swept sync.Map // directory -> true
 
-// runPrefix starts the name of every run's cgroup.
-const runPrefix = "run-"
+// isRunName reports whether n is the name of a run's cgroup,
+// hakoniwa-run-PID-XXXXXXXX, and not of anything else that may share its
+// parent (systemd's own units are named run-u12.service).
+func isRunName(n string) bool {
+	rest, ok := strings.CutPrefix(n, "hakoniwa-run-")
+	pid, hexPart, ok2 := strings.Cut(rest, "-")
+	if !ok || !ok2 || pid == "" || len(hexPart) != 8 {
+		return false
+	}
+	for _, c := range pid {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	for _, c := range hexPart {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
 
 // makeRun makes and locks the run cgroup name in parent, after sweeping
 // the parent of stale runs once. kill empties a stale cgroup's directory.
@@ -79,7 +98,7 @@ func sweep(fs fsys, parent string, kill func(dir string) error, log func(string)
 		return
 	}
 	for _, n := range names {
-		if !strings.HasPrefix(n, runPrefix) {
+		if !isRunName(n) {
 			continue
 		}
 		dir := path.Join(parent, n)
@@ -270,11 +289,35 @@ type setting struct {
 	flag        string // the flag that asked for it, for errors
 	optional    bool   // skipped when the file is missing
 	bestEffort  bool   // skipped on any failure
+	// missing says why the file may be missing; for an optional one,
+	// it is a warning when missing matters (see swapSetting).
+	missing     string
+	warnMissing func() bool
+}
+
+// swapSetting limits swap in file. Without swap accounting the file is
+// missing: an error when --memory-swap asked for a swap limit, and
+// otherwise a warning where the host swaps, as the memory limit then does
+// not stop the run using swap.
+func swapSetting(file, value string, l Limits) setting {
+	s := setting{file: file, value: value, flag: "--memory-swap", optional: l.MemorySwap == 0,
+		missing: "swap accounting is off on this host (on cgroup v1, boot with swapaccount=1)"}
+	if s.optional {
+		s.flag = "--memory"
+		s.warnMissing = hostSwaps
+	}
+	return s
+}
+
+// hostSwaps reports whether the host has swap on.
+func hostSwaps() bool {
+	b, err := os.ReadFile("/proc/swaps")
+	return err == nil && strings.Count(strings.TrimSpace(string(b)), "\n") > 0
 }
 
 // apply writes the settings into dir, in order. A failure names the flag
 // and the file.
-func apply(fs fsys, dir string, ss []setting, debug func(string)) error {
+func apply(fs fsys, dir string, ss []setting, debug, warn func(string)) error {
 	for _, s := range ss {
 		file := path.Join(dir, s.file)
 		err := fs.WriteFile(file, s.value)
@@ -284,7 +327,13 @@ func apply(fs fsys, dir string, ss []setting, debug func(string)) error {
 		}
 		if s.optional && errors.Is(err, os.ErrNotExist) {
 			debug(fmt.Sprintf("cgroup: %s: not set, the file is missing", file))
+			if s.warnMissing != nil && s.warnMissing() {
+				warn(fmt.Sprintf("%s does not stop swap: %s, and the host swaps", s.flag, s.missing))
+			}
 			continue
+		}
+		if s.missing != "" && errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%s: cannot write %s: %s", s.flag, file, s.missing)
 		}
 		if s.bestEffort {
 			debug(fmt.Sprintf("cgroup: %s: not set: %v", file, err))
@@ -304,4 +353,18 @@ func explainWrite(err error) error {
 		return fmt.Errorf("%w (the cgroup is not delegated to this user)", err)
 	}
 	return err
+}
+
+// eventKey reads an event count, key of file, of the run's cgroup at d:
+// the larger of its own and its leaf's. Where the kernel counts an event
+// in every ancestor (cgroup v2 since Linux 6.11 for pids, and for memory
+// unless memory_localevents), both are the same; where it counts it only
+// in the cgroup of the process (v1, older v2, the localevents mount
+// options), the run's own is 0 and the leaf's is the count.
+func eventKey(fs fsys, d, file, key string) (uint64, bool) {
+	a, ok := readKey(fs, path.Join(d, file), key)
+	if b, bok := readKey(fs, path.Join(d, leafName, file), key); bok {
+		a, ok = max(a, b), true
+	}
+	return a, ok
 }

@@ -256,6 +256,8 @@ func (f *fakeFS) Mkdir(p string) error {
 		files["cgroup.controllers"] = strings.Join(ctl, " ")
 		files["cgroup.subtree_control"] = ""
 		files["cgroup.events"] = "populated 0\nfrozen 0\n"
+		files["cgroup.max.depth"] = "max"
+		files["cgroup.max.descendants"] = "max"
 		if !f.noKill {
 			files["cgroup.kill"] = ""
 		}
@@ -559,7 +561,7 @@ func (f *fakeFS) exists(p string) bool {
 // runDirs are the run-* cgroups in dir.
 func (f *fakeFS) runDirs(dir string) []string {
 	names, _ := f.SubDirs(dir)
-	return slices.DeleteFunc(names, func(n string) bool { return !strings.HasPrefix(n, runPrefix) })
+	return slices.DeleteFunc(names, func(n string) bool { return !strings.HasPrefix(n, "hakoniwa-run-") })
 }
 
 // resetOps forgets the operations so far: those of the scene.

@@ -361,7 +361,7 @@ func orAny(c []string) string {
 func (h *host) runName() string {
 	var b [4]byte
 	rand.Read(b[:])
-	return fmt.Sprintf("run-%d-%s", h.pid, hex.EncodeToString(b[:]))
+	return fmt.Sprintf("hakoniwa-run-%d-%s", h.pid, hex.EncodeToString(b[:]))
 }
 
 // place is where one hierarchy's run cgroups are made.

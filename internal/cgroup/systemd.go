@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path"
 	"strconv"
@@ -22,6 +23,7 @@ type scope struct {
 	m      mount
 	limits Limits
 	log    func(string)
+	warn   func(string)
 	bus    *dbus.Conn
 	unit   string
 	cg     string // the scope's cgroup path, once attached
@@ -44,7 +46,7 @@ func newScope(h *host, m mount, cfg Config, log func(string)) (*scope, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &scope{h: h, m: m, limits: cfg.Limits, log: log, bus: bus}, nil
+	return &scope{h: h, m: m, limits: cfg.Limits, log: log, warn: orNop(cfg.Warn), bus: bus}, nil
 }
 
 // systemBus is where the system's systemd answers, for root.
@@ -64,7 +66,7 @@ func dialUserBus(uid int) (*dbus.Conn, error) {
 }
 
 func (s *scope) create(name string) error {
-	s.unit = "hakoniwa-" + name + ".scope"
+	s.unit = name + ".scope"
 	return nil
 }
 
@@ -100,15 +102,7 @@ func (s *scope) properties(pid int) []func(*dbus.Encoder) {
 		prop("CollectMode", "s", func(e *dbus.Encoder) { e.Str("inactive-or-failed") }),
 	}
 	if l.Memory != 0 {
-		ps = append(ps, u64("MemoryMax", l.Memory))
-		swap := uint64(0)
-		switch {
-		case l.MemorySwap == Unlimited || l.Memory == Unlimited:
-			swap = Unlimited
-		case l.MemorySwap != 0:
-			swap = l.MemorySwap - l.Memory
-		}
-		ps = append(ps, u64("MemorySwapMax", swap))
+		ps = append(ps, u64("MemoryMax", l.Memory), u64("MemorySwapMax", s.swap()))
 	}
 	if l.Pids != 0 {
 		ps = append(ps, u64("TasksMax", l.Pids))
@@ -123,6 +117,18 @@ func (s *scope) properties(pid int) []func(*dbus.Encoder) {
 		ps = append(ps, u64("IOWeight", l.IOWeight))
 	}
 	return ps
+}
+
+// swap is the swap the limits allow beyond memory.
+func (s *scope) swap() uint64 {
+	l := s.limits
+	switch {
+	case l.MemorySwap == Unlimited || l.Memory == Unlimited:
+		return Unlimited
+	case l.MemorySwap != 0:
+		return l.MemorySwap - l.Memory
+	}
+	return 0
 }
 
 // attach asks systemd to start the scope with the child in it, and waits
@@ -152,14 +158,91 @@ func (s *scope) attach(pid int) error {
 		}
 		if path.Base(cg) == s.unit {
 			s.cg = cg
-			s.dir, err = fsPath(s.m, cg)
-			return err
+			if s.dir, err = fsPath(s.m, cg); err != nil {
+				return err
+			}
+			if err := s.verify(); err != nil {
+				return err
+			}
+			return s.intoLeaf(pid)
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("systemd did not move the child into the scope %s within 5s (it is in %s)", s.unit, cg)
 		}
 		time.Sleep(wait)
 	}
+}
+
+// verify checks that systemd applied every limit: it accepts a property
+// for a controller it was not given and then ignores it (a user's systemd
+// often lacks cpu and io).
+func (s *scope) verify() error {
+	fs, l := s.h.fs, s.limits
+	read := func(file, prop string) (string, error) {
+		b, err := fs.ReadFile(path.Join(s.dir, file))
+		if err != nil {
+			return "", fmt.Errorf("systemd made the scope %s without %s (no %s: the controller is not delegated to this systemd; see docs/cgroups.md): %w", s.unit, prop, file, err)
+		}
+		v, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+		return v, nil
+	}
+	// A size reads back rounded down to a whole page.
+	size := func(file, prop string, want uint64) error {
+		got, err := read(file, prop)
+		if err != nil {
+			return err
+		}
+		page := uint64(os.Getpagesize())
+		n, perr := strconv.ParseUint(got, 10, 64)
+		if got == v2Value(want) || perr == nil && want != Unlimited && n <= want && want-n < page {
+			return nil
+		}
+		return fmt.Errorf("systemd set %s to %s in the scope %s, not %s (%s)", file, got, s.unit, v2Value(want), prop)
+	}
+	exact := func(file, prop, want string) error {
+		got, err := read(file, prop)
+		if err == nil && got != want {
+			err = fmt.Errorf("systemd set %s to %q in the scope %s, not %q (%s)", file, got, s.unit, want, prop)
+		}
+		return err
+	}
+	var errs []error
+	if l.Memory != 0 {
+		errs = append(errs, size("memory.max", "MemoryMax", l.Memory), size("memory.swap.max", "MemorySwapMax", s.swap()))
+	}
+	if l.Pids != 0 {
+		errs = append(errs, exact("pids.max", "TasksMax", v2Value(l.Pids)))
+	}
+	if l.CPUs != 0 {
+		got, err := read("cpu.max", "CPUQuotaPerSecUSec")
+		if err == nil {
+			var quota, period float64
+			if _, serr := fmt.Sscanf(got, "%g %g", &quota, &period); serr != nil || period == 0 || math.Abs(quota/period-l.CPUs) > l.CPUs/100 {
+				err = fmt.Errorf("systemd set cpu.max to %q in the scope %s, not %v cpus (CPUQuotaPerSecUSec)", got, s.unit, l.CPUs)
+			}
+		}
+		errs = append(errs, err)
+	}
+	if l.CPUWeight != 0 {
+		errs = append(errs, exact("cpu.weight", "CPUWeight", fmt.Sprint(l.CPUWeight)))
+	}
+	if l.IOWeight != 0 {
+		errs = append(errs, exact("io.weight", "IOWeight", fmt.Sprintf("default %d", l.IOWeight)))
+	}
+	return errors.Join(errs...)
+}
+
+// intoLeaf moves the child on into the scope's leaf, below the limits and
+// out of the command's reach (the scope is delegated to the caller).
+func (s *scope) intoLeaf(pid int) error {
+	leaf := path.Join(s.dir, leafName)
+	if err := s.h.fs.Mkdir(leaf); err != nil {
+		return fmt.Errorf("make the cgroup %s: %w", leaf, explainWrite(err))
+	}
+	if err := s.h.fs.WriteFile(path.Join(leaf, "cgroup.procs"), strconv.Itoa(pid)); err != nil {
+		return fmt.Errorf("move the child into %s: %w", leaf, explainWrite(err))
+	}
+	return nil
 }
 
 // cgroupOf reads the v2 cgroup of pid.
@@ -183,11 +266,18 @@ func (s *scope) cpuUsage() (time.Duration, bool) {
 	return v2CPUUsage(s.h.fs, s.dir)
 }
 
+// stats reads the scope's figures. systemd stops a scope, and removes its
+// cgroup, as soon as it is empty, which races with this read at the end of
+// a run: the figures may be gone, which the report then says.
 func (s *scope) stats() Stats {
 	if s.dir == "" {
 		return Stats{}
 	}
-	return v2Stats(s.h.fs, s.dir)
+	st := v2Stats(s.h.fs, s.dir)
+	if st.CPUTotal == nil {
+		s.warn("systemd removed the scope " + s.unit + " as it emptied, before its figures could be read")
+	}
+	return st
 }
 
 // destroy has systemd kill whatever is left in the scope, and waits until
@@ -197,8 +287,8 @@ func (s *scope) destroy() error {
 	if s.dir == "" {
 		return nil
 	}
-	procs := path.Join(s.dir, "cgroup.procs")
-	if ps, err := pids(s.h.fs, procs); err != nil || len(ps) == 0 {
+	events := path.Join(s.dir, "cgroup.events")
+	if n, ok := readKey(s.h.fs, events, "populated"); !ok || n == 0 {
 		return nil
 	}
 	_, err := s.bus.Call(systemdDest, systemdPath, systemdIface, "KillUnit", "ssi", func(e *dbus.Encoder) {
@@ -211,8 +301,7 @@ func (s *scope) destroy() error {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for wait := 100 * time.Microsecond; ; wait = min(wait*2, 50*time.Millisecond) {
-		ps, err := pids(s.h.fs, procs)
-		if err != nil && errors.Is(err, os.ErrNotExist) || len(ps) == 0 {
+		if n, ok := readKey(s.h.fs, events, "populated"); !ok || n == 0 {
 			return nil
 		}
 		if time.Now().After(deadline) {

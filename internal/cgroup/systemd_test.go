@@ -16,7 +16,10 @@ import (
 
 // TestScopeOverDBus asks a fake systemd, on a real dbus-daemon, for a
 // scope: the properties it receives, the child it moves into a real cgroup
-// v2 cgroup, the KillUnit of Close, and an error of systemd's.
+// v2 cgroup (and hakoniwa on into the scope's leaf), the KillUnit of Close,
+// an error of systemd's, and limits that systemd accepted but could not
+// apply (this host's cgroup v2 hierarchy has no memory or pids controller,
+// as a user's systemd may lack cpu and io).
 func TestScopeOverDBus(t *testing.T) {
 	h, err := readHost()
 	if err != nil {
@@ -35,7 +38,7 @@ func TestScopeOverDBus(t *testing.T) {
 	h.bus = func() (*dbus.Conn, error) { return dbus.Dial(sock, os.Getuid()) }
 
 	var log []string
-	cfg := Config{Limits: Limits{Memory: 64 << 20, Pids: 16, CPUs: 0.5, CPUWeight: 200, IOWeight: 300}}
+	cfg := Config{}
 	newRun := func() (*Group, *scope) {
 		s, err := newScope(h, m2, cfg, func(m string) { log = append(log, m) })
 		if err != nil {
@@ -64,8 +67,8 @@ func TestScopeOverDBus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := strings.TrimPrefix(slice, m2.dir) + "/" + s.unit; cg != want || g.Path() != want {
-		t.Errorf("the child is in %s, the group says %s, want %s", cg, g.Path(), want)
+	if want := strings.TrimPrefix(slice, m2.dir) + "/" + s.unit; cg != want+"/"+leafName || g.Path() != want {
+		t.Errorf("the child is in %s, the group says %s, want %s and its leaf", cg, g.Path(), want)
 	}
 	if !strings.HasPrefix(s.unit, "hakoniwa-run-") || path.Ext(s.unit) != ".scope" {
 		t.Errorf("unit name %q", s.unit)
@@ -77,8 +80,7 @@ func TestScopeOverDBus(t *testing.T) {
 	st := starts[0]
 	want := map[string]any{
 		"Description": "hakoniwa sandbox", "PIDs": []uint32{uint32(pid)}, "Delegate": true,
-		"CollectMode": "inactive-or-failed", "MemoryMax": uint64(64 << 20), "MemorySwapMax": uint64(0),
-		"TasksMax": uint64(16), "CPUQuotaPerSecUSec": uint64(500000), "CPUWeight": uint64(200), "IOWeight": uint64(300),
+		"CollectMode": "inactive-or-failed",
 	}
 	if st.Name != s.unit || st.Mode != "fail" || st.AuxLen != 0 {
 		t.Errorf("StartTransientUnit(%q, %q, ..., aux of %d bytes)", st.Name, st.Mode, st.AuxLen)
@@ -111,6 +113,76 @@ func TestScopeOverDBus(t *testing.T) {
 	}
 	if err := g2.Close(); err != nil {
 		t.Errorf("close of a scope never started: %v", err)
+	}
+	sd.Fail("")
+
+	// Limits that systemd takes as properties but cannot apply here.
+	cfg = Config{Limits: Limits{Memory: 64 << 20, Pids: 16, CPUs: 0.5, CPUWeight: 200, IOWeight: 300}}
+	g3, s3 := newRun()
+	child3 := exec.Command("/bin/sleep", "30")
+	if err := child3.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer child3.Process.Kill()
+	err = g3.Attach(child3.Process.Pid)
+	for _, want := range []string{"without MemoryMax (no memory.max", "without TasksMax", "without CPUQuotaPerSecUSec", "without CPUWeight", "without IOWeight", "docs/cgroups.md"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("attach error %v, want %q", err, want)
+		}
+	}
+	starts = sd.Starts()
+	st = starts[len(starts)-1]
+	want = map[string]any{
+		"Description": "hakoniwa sandbox", "PIDs": []uint32{uint32(child3.Process.Pid)}, "Delegate": true,
+		"CollectMode": "inactive-or-failed", "MemoryMax": uint64(64 << 20), "MemorySwapMax": uint64(0),
+		"TasksMax": uint64(16), "CPUQuotaPerSecUSec": uint64(500000), "CPUWeight": uint64(200), "IOWeight": uint64(300),
+	}
+	if st.Name != s3.unit || fmt.Sprint(st.Props) != fmt.Sprint(want) {
+		t.Errorf("StartTransientUnit(%q) properties\n%v\nwant\n%v", st.Name, st.Props, want)
+	}
+	child3.Process.Kill()
+	child3.Wait()
+	if err := g3.Close(); err != nil {
+		t.Errorf("close: %v", err)
+	}
+}
+
+// TestScopeVerify checks the read-back of the limits systemd applied, on
+// the fake cgroupfs: a size reads back rounded down to a page.
+func TestScopeVerify(t *testing.T) {
+	h, f := newHost(t, v2Mounts(), v2All...)
+	// The scope's parent gives it the controllers, as systemd's slice does.
+	for _, c := range []string{"memory", "pids", "cpu", "io"} {
+		if err := h.fs.WriteFile(top+"/cgroup.subtree_control", "+"+c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := top + "/x.scope"
+	if err := h.fs.Mkdir(dir); err != nil {
+		t.Fatal(err)
+	}
+	l := Limits{Memory: 100000000, Pids: 16, CPUs: 1.5, CPUWeight: 200, IOWeight: 300}
+	s := &scope{h: h, dir: dir, unit: "x.scope", limits: l}
+	good := map[string]string{
+		"memory.max": "99999744", "memory.swap.max": "0", "pids.max": "16",
+		"cpu.max": "150000 100000", "cpu.weight": "200", "io.weight": "default 300\n8:0 100",
+	}
+	for file, v := range good {
+		f.set(dir+"/"+file, v)
+	}
+	if err := s.verify(); err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	for file, bad := range map[string]string{
+		"memory.max": "max", "memory.swap.max": "max", "pids.max": "15",
+		"cpu.max": "max 100000", "cpu.weight": "100", "io.weight": "default 100",
+	} {
+		f.set(dir+"/"+file, bad)
+		err := s.verify()
+		if err == nil || !strings.Contains(err.Error(), "systemd set "+file) {
+			t.Errorf("%s = %q: verify gave %v", file, bad, err)
+		}
+		f.set(dir+"/"+file, good[file])
 	}
 }
 

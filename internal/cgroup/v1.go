@@ -17,6 +17,7 @@ type v1 struct {
 	limits Limits
 	log    func(string)
 	debug  func(string)
+	warn   func(string)
 	hs     []*v1Hierarchy
 }
 
@@ -55,13 +56,17 @@ func newV1(h *host, cfg Config, log func(string)) (*v1, error) {
 	if cfg.Manager == "systemd" {
 		return nil, errors.New("--cgroup-manager systemd: systemd makes scopes with limits on cgroup v2 only")
 	}
-	g := &v1{h: h, limits: cfg.Limits, log: log, debug: orNop(cfg.Debug)}
+	g := &v1{h: h, limits: cfg.Limits, log: log, debug: orNop(cfg.Debug), warn: orNop(cfg.Warn)}
 	var firstErr error // why the first hierarchy could not be used
 	for _, w := range v1Wanted(cfg.Limits) {
 		m, ok := h.v1Mount(w.ctl)
 		if !ok {
 			if w.required {
-				return nil, fmt.Errorf("no cgroup v1 hierarchy of %s is mounted", w.ctl)
+				v2name := w.ctl
+				if v2name == "blkio" {
+					v2name = "io"
+				}
+				return nil, fmt.Errorf("%s: no cgroup v1 hierarchy of %s is mounted", flagOf(v2name, cfg.Limits), w.ctl)
 			}
 			continue
 		}
@@ -167,9 +172,17 @@ func (g *v1) createIn(x *v1Hierarchy, name string) error {
 	for _, c := range x.ctl {
 		ss = append(ss, g.settings(c)...)
 	}
-	if err := apply(fs, dir, ss, g.debug); err != nil {
+	if err := apply(fs, dir, ss, g.debug, g.warn); err != nil {
 		g.destroyIn(x)
 		return err
+	}
+	if slices.Contains(x.ctl, "memory") && g.limits.Memory != 0 {
+		// Where the file is still there, it must say hierarchical, or the
+		// limit would not cover the leaf.
+		if b, err := fs.ReadFile(path.Join(dir, "memory.use_hierarchy")); err == nil && strings.TrimSpace(string(b)) != "1" {
+			g.destroyIn(x)
+			return fmt.Errorf("--memory: %s is not hierarchical (memory.use_hierarchy is %s and could not be set), so its limit would not cover the command", dir, strings.TrimSpace(string(b)))
+		}
 	}
 	leaf, err := makeLeaf(fs, dir)
 	if err == nil {
@@ -207,7 +220,7 @@ func (g *v1) settings(c string) []setting {
 		if l.MemorySwap != 0 {
 			memsw = l.MemorySwap
 		}
-		ss = append(ss, setting{file: "memory.memsw.limit_in_bytes", value: v1Value(memsw), flag: "--memory-swap", optional: l.MemorySwap == 0})
+		ss = append(ss, swapSetting("memory.memsw.limit_in_bytes", v1Value(memsw), l))
 	case "pids":
 		if l.Pids != 0 {
 			ss = append(ss, setting{file: "pids.max", value: v2Value(l.Pids), flag: "--pids"})
@@ -263,14 +276,14 @@ func (g *v1) stats() Stats {
 	fs := g.h.fs
 	var s Stats
 	// v1 counts OOM kills and refused forks in the cgroup of the process
-	// killed or forking, not in its parents: add the run's and its leaf's.
+	// killed or forking, not in its parents: the leaf's count.
 	if d := g.dirOf("memory"); d != "" {
 		s.MemoryPeak = u64p(readUint(fs, path.Join(d, "memory.max_usage_in_bytes")))
-		s.OOMKills = u64p(sumKey(fs, d, "memory.oom_control", "oom_kill"))
+		s.OOMKills = u64p(eventKey(fs, d, "memory.oom_control", "oom_kill"))
 	}
 	if d := g.dirOf("pids"); d != "" {
 		s.PidsPeak = u64p(readUint(fs, path.Join(d, "pids.peak")))
-		s.PidsDenied = u64p(sumKey(fs, d, "pids.events", "max"))
+		s.PidsDenied = u64p(eventKey(fs, d, "pids.events", "max"))
 	}
 	if d := g.dirOf("cpuacct"); d != "" {
 		user, uok := readUint(fs, path.Join(d, "cpuacct.usage_user"))
@@ -307,13 +320,4 @@ func (g *v1) destroy() error {
 		}
 	}
 	return first
-}
-
-// sumKey adds key of file in the run's cgroup at d and in its leaf.
-func sumKey(fs fsys, d, file, key string) (uint64, bool) {
-	a, ok := readKey(fs, path.Join(d, file), key)
-	if b, bok := readKey(fs, path.Join(d, leafName, file), key); bok {
-		a, ok = a+b, true
-	}
-	return a, ok
 }

@@ -19,6 +19,7 @@ type v2 struct {
 	limits Limits
 	log    func(string)
 	debug  func(string)
+	warn   func(string)
 
 	dir, cg string // the run's directory and cgroup path
 	fd      int    // its directory, locked
@@ -58,7 +59,7 @@ func newV2(h *host, cfg Config, log func(string)) (driver, error) {
 		return nil, err
 	}
 	log(fmt.Sprintf("cgroup: parent %s (%s)", p.parent, mode))
-	return &v2{h: h, p: p, limits: cfg.Limits, log: log, debug: orNop(cfg.Debug), fd: -1, leafFD: -1}, nil
+	return &v2{h: h, p: p, limits: cfg.Limits, log: log, debug: orNop(cfg.Debug), warn: orNop(cfg.Warn), fd: -1, leafFD: -1}, nil
 }
 
 func (g *v2) path() string { return g.cg }
@@ -95,7 +96,7 @@ func (g *v2) create(name string) error {
 		return err
 	}
 	g.dir, g.fd, g.cg = dir, fd, path.Join(g.p.parent, name)
-	if err := apply(fs, dir, g.settings(), g.debug); err != nil {
+	if err := apply(fs, dir, g.settings(), g.debug, g.warn); err != nil {
 		g.destroy()
 		return err
 	}
@@ -136,7 +137,7 @@ func (g *v2) enable(c string) error {
 	// The cgroups whose subtree_control must list c, bottom up.
 	chain := []string{g.p.dir}
 	for dir := g.p.dir; !has(dir, "cgroup.controllers"); {
-		if dir == g.p.m.dir {
+		if dir == g.p.m.dir || dir == "/" {
 			return fmt.Errorf("the %s controller is not available in the cgroup v2 hierarchy at %s", c, g.p.m.dir)
 		}
 		dir = path.Dir(dir)
@@ -165,16 +166,14 @@ func (g *v2) settings() []setting {
 	var ss []setting
 	if l.Memory != 0 {
 		ss = append(ss, setting{file: "memory.max", value: v2Value(l.Memory), flag: "--memory"})
-		swap, explicit := uint64(0), l.MemorySwap != 0
+		swap := uint64(0)
 		switch {
 		case l.MemorySwap == Unlimited || l.Memory == Unlimited:
 			swap = Unlimited
-		case explicit:
+		case l.MemorySwap != 0:
 			swap = l.MemorySwap - l.Memory
 		}
-		// Without swap accounting the file is missing, and no swap can
-		// be used beyond memory.max anyway unless the host swaps.
-		ss = append(ss, setting{file: "memory.swap.max", value: v2Value(swap), flag: "--memory-swap", optional: !explicit})
+		ss = append(ss, swapSetting("memory.swap.max", v2Value(swap), l))
 		ss = append(ss, setting{file: "memory.oom.group", value: "1", flag: "--memory", optional: true})
 	}
 	if l.Pids != 0 {
@@ -189,8 +188,18 @@ func (g *v2) settings() []setting {
 	if l.IOWeight != 0 {
 		ss = append(ss, setting{file: "io.weight", value: fmt.Sprintf("default %d", l.IOWeight), flag: "--io-weight"})
 	}
+	// The command may make cgroups below its leaf (it mounts cgroupfs in
+	// namespaces of its own): bound them, as the teardown removes them.
+	ss = append(ss, setting{file: "cgroup.max.depth", value: maxDepth, bestEffort: true},
+		setting{file: "cgroup.max.descendants", value: maxDescendants, bestEffort: true})
 	return ss
 }
+
+// The bounds of the cgroups below a run's (its leaf included).
+const (
+	maxDepth       = "8"
+	maxDescendants = "64"
+)
 
 func v2Value(n uint64) string {
 	if n == Unlimited {
@@ -212,9 +221,9 @@ func v2CPUUsage(fs fsys, d string) (time.Duration, bool) {
 func v2Stats(fs fsys, d string) Stats {
 	var s Stats
 	s.MemoryPeak = u64p(readUint(fs, path.Join(d, "memory.peak")))
-	s.OOMKills = u64p(readKey(fs, path.Join(d, "memory.events"), "oom_kill"))
+	s.OOMKills = u64p(eventKey(fs, d, "memory.events", "oom_kill"))
 	s.PidsPeak = u64p(readUint(fs, path.Join(d, "pids.peak")))
-	s.PidsDenied = u64p(readKey(fs, path.Join(d, "pids.events"), "max"))
+	s.PidsDenied = u64p(eventKey(fs, d, "pids.events", "max"))
 	user, uok := readKey(fs, path.Join(d, "cpu.stat"), "user_usec")
 	sys, sok := readKey(fs, path.Join(d, "cpu.stat"), "system_usec")
 	s.CPUUser = durp(time.Duration(user)*time.Microsecond, uok)

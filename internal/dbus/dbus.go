@@ -20,7 +20,10 @@ import (
 	"time"
 )
 
-// Conn is a connection to a Message bus.
+// callTimeout bounds the authentication and each call.
+const callTimeout = 10 * time.Second
+
+// Conn is a connection to a message bus.
 type Conn struct {
 	c      net.Conn
 	r      *bufio.Reader
@@ -65,7 +68,7 @@ func Dial(addr string, uid int) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c.SetDeadline(time.Now().Add(callTimeout))
 	d := &Conn{c: c, r: bufio.NewReader(c)}
 	if err := d.auth(uid); err != nil {
 		c.Close()
@@ -105,6 +108,7 @@ func (e *Error) Error() string { return e.Name + ": " + e.Msg }
 // Call calls a method whose arguments, of signature sig, body encodes, and
 // returns the body of the reply, or an *Error.
 func (d *Conn) Call(dest, path, iface, member, sig string, body func(*Encoder)) ([]byte, error) {
+	d.c.SetDeadline(time.Now().Add(callTimeout))
 	d.serial++
 	msg := encodeMessage(1, d.serial, []field{
 		{1, "o", func(e *Encoder) { e.Str(path) }},
@@ -192,7 +196,7 @@ func encodeMessage(typ byte, serial uint32, fields []field, sig string, body fun
 }
 
 // Encoder writes D-Bus values; offsets count from the start of the
-// Message or body, both 8-aligned.
+// message or body, both 8-aligned.
 type Encoder struct{ buf []byte }
 
 // Bytes returns what was written.

@@ -215,18 +215,29 @@ func (s *Systemd) start(m *dbus.Message) {
 	go collect(dir)
 }
 
-// collect removes a scope's cgroup once its processes are gone, as systemd
-// does with a transient scope.
+// collect removes a scope's cgroup, and those made below it, once its
+// processes are gone, as systemd does with a transient scope.
 func collect(dir string) {
 	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 		b, err := os.ReadFile(filepath.Join(dir, "cgroup.events"))
 		if err != nil {
 			return
 		}
-		if strings.Contains(string(b), "populated 0") && syscall.Rmdir(dir) == nil {
+		if strings.Contains(string(b), "populated 0") && removeAll(dir) == nil {
 			return
 		}
 	}
+}
+
+// removeAll removes a cgroup and those below it, deepest first.
+func removeAll(dir string) error {
+	subs, _ := os.ReadDir(dir)
+	for _, e := range subs {
+		if e.IsDir() {
+			removeAll(filepath.Join(dir, e.Name()))
+		}
+	}
+	return syscall.Rmdir(dir)
 }
 
 func (s *Systemd) kill(m *dbus.Message) {
@@ -235,11 +246,18 @@ func (s *Systemd) kill(m *dbus.Message) {
 	s.mu.Lock()
 	s.kills = append(s.kills, fmt.Sprintf("%s %s %d", name, whom, sig))
 	s.mu.Unlock()
-	b, _ := os.ReadFile(filepath.Join(s.slice, name, "cgroup.procs"))
-	for _, p := range strings.Fields(string(b)) {
-		pid, _ := strconv.Atoi(p)
-		syscall.Kill(pid, syscall.Signal(sig))
-	}
+	// Every process of the unit's cgroup and below.
+	filepath.WalkDir(filepath.Join(s.slice, name), func(p string, e os.DirEntry, err error) error {
+		if err != nil || e.IsDir() || e.Name() != "cgroup.procs" {
+			return nil
+		}
+		b, _ := os.ReadFile(p)
+		for _, f := range strings.Fields(string(b)) {
+			pid, _ := strconv.Atoi(f)
+			syscall.Kill(pid, syscall.Signal(sig))
+		}
+		return nil
+	})
 	s.conn.Reply(m, "", "", nil)
 }
 
@@ -257,7 +275,7 @@ func Slice(t testing.TB, mountDir string) string {
 		subs, _ := os.ReadDir(slice)
 		for _, e := range subs {
 			if e.IsDir() {
-				rmdirWait(filepath.Join(slice, e.Name()))
+				removeAll(filepath.Join(slice, e.Name()))
 			}
 		}
 		if err := rmdirWait(slice); err != nil {
