@@ -95,6 +95,8 @@ type cgroupJoin struct {
 	// the child waits for a byte on goR.
 	attach   bool
 	goR, goW int
+	// plan: for Plan, which makes no cgroup: the way in is not known.
+	plan bool
 }
 
 // maxWatchedCPU bounds the cpu-time limits, in seconds, enforced on the
@@ -158,6 +160,9 @@ func (cmd *Cmd) attachHook(j *cgroupJoin, next func(pid, pidfd int)) func(pid, p
 func (c *Container) addCgroupSteps(b *nsexec.Builder, j *cgroupJoin) {
 	if j == nil {
 		return
+	}
+	if j.plan {
+		b.JoinCgroup(-1, "enter the run's cgroup, made when the run starts (cgroup v1: write 0 into its cgroup.procs; v2: cloned into it; a systemd scope: wait to be moved)")
 	}
 	if j.into {
 		b.P.IntoCgroup, b.P.CgroupFD, b.P.CgroupPath = true, j.cloneFD, j.path

@@ -617,3 +617,27 @@ func TestCgroupShortRunsWatched(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestCgroupV2Delegated runs, without root and without --cgroup-parent, in
+// the cgroup v2 subtree delegated to the caller, which hakoniwa finds by
+// itself: the unprivileged rerun runs inside such a subtree (testutil's
+// delegation), as a process of a systemd user session does.
+func TestCgroupV2Delegated(t *testing.T) {
+	haveCgroups(t, v2Top)
+	if os.Geteuid() == 0 {
+		t.Skip("root makes its cgroups under /hakoniwa")
+	}
+	parent := testutil.CgroupParent() // /hakoniwa-test-PID/runs
+	if parent == "" {
+		t.Skip("no cgroup delegated to this rerun")
+	}
+	delegated := filepath.Dir(parent)
+	c := kiss(t).CgroupVersion(2).Cgroup(true).Rlimit(RlimitCPU, 1)
+	r := runResult(t, c, "/bin/sh", "-c", "while :; do :; done")
+	if want := delegated + "/hakoniwa/hakoniwa-run-"; !strings.HasPrefix(r.Cgroup, want) {
+		t.Errorf("cgroup %q, want one under %s", r.Cgroup, want)
+	}
+	if r.Status != StatusTLE || !strings.Contains(r.Reason, "whole sandbox") {
+		t.Errorf("status %s (%s), want TLE measured on the delegated cgroup", r.Status, r.Reason)
+	}
+}

@@ -591,7 +591,7 @@ func (cmd *Cmd) compile() (*nsexec.Program, error) {
 	var join *cgroupJoin
 	if cmd.c.usesCgroup() {
 		// Made only when the run starts; the plan shows where it is joined.
-		join = &cgroupJoin{path: "(made when the run starts)", join: []cgroup.JoinFile{{FD: -1, Controller: "each"}}, watchesCPU: true}
+		join = &cgroupJoin{plan: true, watchesCPU: true}
 	}
 	return cmd.compileWith(join)
 }
