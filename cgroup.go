@@ -56,9 +56,9 @@ func (c *Container) IOWeight(w uint64) *Container { c.cg.limits.IOWeight = w; re
 
 // CgroupParent sets the cgroup the run's cgroup is made in (see
 // docs/cgroups.md): a path from the top of the hierarchy such as
-// "/hakoniwa", a path relative to the caller's own cgroup, or on v2 a
-// directory under /sys/fs/cgroup. The default is /hakoniwa for root and a
-// subtree delegated to the caller otherwise.
+// "/hakoniwa", a path relative to the caller's own cgroup, or a directory
+// of a mounted hierarchy under /sys/fs/cgroup. The default is /hakoniwa
+// for root and a subtree delegated to the caller otherwise.
 func (c *Container) CgroupParent(p string) *Container { c.cg.parent = p; return c }
 
 // CgroupManager says who makes the run's cgroup: "cgroupfs" (hakoniwa
