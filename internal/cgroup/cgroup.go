@@ -220,7 +220,14 @@ func newGroup(h *host, cfg Config) (*Group, error) {
 		return nil, errors.New("--cgroup-parent is for cgroupfs: systemd chooses where its scope goes")
 	}
 	log := orNop(cfg.Log)
-	version, why, err := h.chooseVersion(cfg.Version, cfg.Limits)
+	want := cfg.Version
+	if cfg.Manager == "systemd" && want == 0 {
+		want = 2 // systemd's scopes are on cgroup v2
+	}
+	version, why, err := h.chooseVersion(want, cfg.Limits)
+	if err != nil && cfg.Manager == "systemd" && cfg.Version == 0 {
+		err = errors.New("--cgroup-manager systemd needs cgroup v2: " + strings.TrimPrefix(err.Error(), "--cgroup-version 2: "))
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -30,6 +30,9 @@ func newV2(h *host, cfg Config, log func(string)) (driver, error) {
 	m, _ := h.v2Mount()
 	if cfg.Manager == "systemd" {
 		s, err := newScope(h, m, cfg, log)
+		if err != nil && !h.systemd {
+			err = fmt.Errorf("%w (PID 1 is not systemd)", err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("--cgroup-manager systemd: %w", err)
 		}
