@@ -69,6 +69,8 @@ type Cmd struct {
 	group      *cgroup.Group // the run's cgroup, if it has one
 	pidsDenied *uint64       // forks the pids limit refused
 	attachErr  error         // moving the child into its cgroup failed
+	net        *netJoin      // the user-mode network, if any
+	netErr     error         // starting its helper failed
 
 	watchStop, watchStopped chan struct{} // the cpu watcher's, if any
 }
@@ -134,6 +136,7 @@ func (cmd *Cmd) fail(err *SetupError) error {
 		c.Close()
 	}
 	cmd.closeLate, cmd.pending = nil, nil
+	cmd.closeNet()
 	if cerr := cmd.closeCgroup(nil); cerr != nil {
 		r.Warnings = append(r.Warnings, cerr.Error())
 	}
@@ -167,6 +170,12 @@ func (cmd *Cmd) Start() error {
 		}
 		defer join.closeGo()
 	}
+	if cmd.c.usernet != nil {
+		if cmd.net, err = newNetJoin(); err != nil {
+			return cmd.fail(&SetupError{Step: "set up the network", Err: err, ExitCode: 125})
+		}
+		defer cmd.net.closeGo()
+	}
 	p, err := cmd.compileWith(join)
 	if err != nil {
 		var se *SetupError
@@ -199,11 +208,22 @@ func (cmd *Cmd) Start() error {
 		cmd.learn = newSupervisor(cmd.c.learner)
 		p.Started = cmd.learn.start
 	}
+	if cmd.net != nil {
+		p.Started = cmd.netHook(cmd.net, p.Started)
+	}
 	if join != nil && join.attach {
-		p.Started = cmd.attachHook(join, p.Started)
+		p.Started = cmd.attachHook(join, p.Started) // first: the child waits for it first
 	}
 	proc, err := nsexec.Start(p, fds)
 	join.closeGo()
+	cmd.net.closeGo()
+	if cmd.netErr != nil && cmd.attachErr == nil {
+		if err == nil {
+			proc.Signal(unix.SIGKILL)
+			proc.Wait()
+		}
+		err = cmd.netErr
+	}
 	if cmd.attachErr != nil {
 		// The child was killed while it waited, which its error pipe
 		// tells as end of file, like an execve.
@@ -227,6 +247,10 @@ func (cmd *Cmd) Start() error {
 	if cmd.attachErr != nil {
 		cmd.pending = nil
 		return cmd.fail(&SetupError{Step: "move the sandbox into its cgroup", Err: cmd.attachErr, ExitCode: 125})
+	}
+	if cmd.netErr != nil {
+		cmd.pending = nil
+		return cmd.fail(&SetupError{Step: "set up the network with " + cmd.c.usernet.mode, Err: cmd.netErr, ExitCode: 125})
 	}
 	if err != nil {
 		var se *nsexec.StepError
@@ -470,6 +494,7 @@ func (cmd *Cmd) Wait() error {
 
 	ws, ru, werr := proc.Wait()
 	end := time.Now()
+	cmd.closeNet()
 	if cmd.learn != nil {
 		// Every process of the sandbox is gone with PID 1, so the
 		// supervisor sees its filter lose its last user.
@@ -608,7 +633,7 @@ func (cmd *Cmd) compileWith(join *cgroupJoin) (*nsexec.Program, error) {
 		}
 		path = p
 	}
-	return cmd.c.compile(command{path: path, argv: cmd.Args, env: env, dir: cmd.Dir, keep: cmd.KeepFds, result: cmd.Result, cgroup: join}, cmd.c.logger)
+	return cmd.c.compile(command{path: path, argv: cmd.Args, env: env, dir: cmd.Dir, keep: cmd.KeepFds, result: cmd.Result, cgroup: join, net: cmd.net}, cmd.c.logger)
 }
 
 // envValue returns the value that env gives the variable name (the last

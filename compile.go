@@ -60,6 +60,8 @@ type command struct {
 
 	// cgroup is how the child enters the run's cgroup, if it has one.
 	cgroup *cgroupJoin
+	// net is how the child waits for its user-mode network, if any.
+	net *netJoin
 }
 
 var callerUmask = sync.OnceValue(func() uint32 {
@@ -129,6 +131,9 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*nsexec.Program, err
 		gid[0] = *c.gid
 	}
 	writeIDMaps(b, nsexec.AtCWD, "/proc/self/", uid, gid)
+	if err := c.addNetSteps(b, cmd.net); err != nil {
+		return nil, err
+	}
 	// The host's /proc, kept open by fd to write the nested namespace's id
 	// maps after the root is switched, and closed before the command runs.
 	hostProc := b.Open(nsexec.AtCWD, "/proc", unix.O_PATH|unix.O_DIRECTORY, 0, 0, "open the host's /proc")

@@ -94,6 +94,7 @@ var rlimitNames = map[int]string{
 type Container struct {
 	shareNet, shareUTS, shareIPC, shareCgroup bool
 	loopback                                  bool
+	usernet                                   *userNet
 
 	hostname    string
 	hostnameSet bool

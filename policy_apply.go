@@ -57,6 +57,11 @@ func (c *Container) ApplyPolicy(p *policy.Policy) error {
 	}
 	if p.Network != nil {
 		c.ShareNet(p.Network.Mode == "host").Loopback(p.Network.Mode == "loopback")
+		if p.Network.Mode == "pasta" {
+			c.UserNetwork("pasta", p.Network.Options...)
+		} else {
+			c.UserNetwork("")
+		}
 	}
 	if len(p.UIDMaps) == 1 {
 		c.UID(int64(p.UIDMaps[0].ContainerID))

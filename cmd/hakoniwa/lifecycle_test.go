@@ -215,3 +215,48 @@ func TestCgroupTeardownAfterSIGKILL(t *testing.T) {
 		t.Errorf("the next run's log does not say it removed %s:\n%s", dir, out)
 	}
 }
+
+// TestPastaGoneAfterSIGKILL kills the CLI while pasta serves its sandbox:
+// pasta, which does not quit by itself when the sandbox is gone, dies with
+// the CLI (its parent-death signal), and so does the sandbox.
+func TestPastaGoneAfterSIGKILL(t *testing.T) {
+	if _, err := exec.LookPath("pasta"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("pasta is missing under CI")
+		}
+		t.Skip("no pasta")
+	}
+	exe := cli(t)
+	cmd := exec.Command(exe, "run", "--network", "pasta", "--", "/bin/sleep", "105")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	sandbox := findChild(t, cmd.Process.Pid, "/bin/sleep\x00105\x00")
+	pasta := 0
+	for deadline := time.Now().Add(5 * time.Second); pasta == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+		for _, p := range procs {
+			b, _ := os.ReadFile(p)
+			args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+			if filepath.Base(args[0]) == "pasta" && args[len(args)-1] == strconv.Itoa(sandbox) {
+				pasta, _ = strconv.Atoi(filepath.Base(filepath.Dir(p)))
+			}
+		}
+	}
+	if pasta == 0 {
+		t.Fatal("no pasta for the sandbox")
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	for _, pid := range []int{sandbox, pasta} {
+		deadline := time.Now().Add(2 * time.Second)
+		for testutil.Alive(pid) {
+			if time.Now().After(deadline) {
+				syscall.Kill(pid, syscall.SIGKILL)
+				t.Fatalf("pid %d outlived its SIGKILLed CLI by 2s", pid)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}

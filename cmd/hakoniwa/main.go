@@ -194,7 +194,7 @@ Exit status: the command's own code, 128+N when it was killed by signal N,
 			o.hostnameSet = f.Changed("hostname")
 			o.cgroupParentSet = f.Changed("cgroup-parent")
 			if f.Changed("network") && o.network == "" {
-				return usageError{errors.New("--network: want none, loopback or host")}
+				return usageError{errors.New("--network: want none, loopback, host or pasta[:OPTIONS]")}
 			}
 			o.uidSet = f.Changed("uid") || f.Changed("uidmap")
 			o.gidSet = f.Changed("gid") || f.Changed("gidmap")
@@ -229,8 +229,8 @@ Exit status: the command's own code, 128+N when it was killed by signal N,
 	mount("file", "", "create the file `DST:CONTENTS`", parseFile)
 
 	f.BoolVar(&o.shareNet, "share-net", false, "keep the host's network namespace")
-	f.StringVar(&o.network, "network", "", "`MODE`: none (the default: a new namespace, lo down), loopback (lo up) or host (same as --share-net)")
-	cmd.RegisterFlagCompletionFunc("network", cobra.FixedCompletions([]string{"none", "loopback", "host"}, cobra.ShellCompDirectiveNoFileComp))
+	f.StringVar(&o.network, "network", "", "`MODE`: none (the default: a new namespace, lo down), loopback (lo up), host (same as --share-net), or pasta[:OPTIONS] (user-mode networking by pasta, with its comma-separated OPTIONS; no port forwarding unless asked)")
+	cmd.RegisterFlagCompletionFunc("network", cobra.FixedCompletions([]string{"none", "loopback", "host", "pasta"}, cobra.ShellCompDirectiveNoFileComp))
 	f.BoolVar(&o.shareUTS, "share-uts", false, "keep the host's uts namespace")
 	f.BoolVar(&o.shareIPC, "share-ipc", false, "keep the host's ipc namespace")
 	f.BoolVar(&o.shareCgroup, "share-cgroup", false, "keep the host's cgroup namespace")
@@ -344,7 +344,11 @@ func (o *runOptions) container(pol *policy.Policy, log *slog.Logger) (*hakoniwa.
 		return nil, err
 	}
 
-	switch o.network {
+	mode, opts, hasOpts := strings.Cut(o.network, ":")
+	if hasOpts && mode != "pasta" && mode != "slirp4netns" {
+		return nil, usageError{fmt.Errorf("--network %s: options are for pasta and slirp4netns", o.network)}
+	}
+	switch mode {
 	case "":
 	case "none", "loopback":
 		if o.shareNet {
@@ -356,10 +360,19 @@ func (o *runOptions) container(pol *policy.Policy, log *slog.Logger) (*hakoniwa.
 			return nil, usageError{errors.New("--network host conflicts with --unshare-network and --unshare-all")}
 		}
 		o.shareNet = true
-	case "pasta", "slirp4netns":
-		return nil, usageError{fmt.Errorf("--network %s: user-mode networking is not built into this version of hakoniwa yet", o.network)}
+	case "pasta":
+		if o.shareNet {
+			return nil, usageError{errors.New("--network pasta conflicts with --share-net")}
+		}
+		var options []string
+		if opts != "" {
+			options = strings.Split(opts, ",")
+		}
+		c.ShareNet(false).UserNetwork("pasta", options...)
+	case "slirp4netns":
+		return nil, usageError{fmt.Errorf("--network %s: slirp4netns is not built into this version of hakoniwa yet; pasta is", o.network)}
 	default:
-		return nil, usageError{fmt.Errorf("--network %q: want none, loopback or host", o.network)}
+		return nil, usageError{fmt.Errorf("--network %q: want none, loopback, host or pasta[:OPTIONS]", o.network)}
 	}
 	for _, conflict := range []struct {
 		share, unshare bool

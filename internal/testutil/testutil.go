@@ -37,6 +37,10 @@ type Both struct{ M M }
 
 // Run runs the tests as described on Both.
 func (b Both) Run() int {
+	if os.Getuid() == 0 && !Unprivileged() {
+		defer hostAddress()()
+		defer openTun()()
+	}
 	code := b.M.Run()
 	if code != 0 || os.Getuid() != 0 || Unprivileged() || os.Getenv("HAKONIWA_TEST_ROOT_ONLY") == "1" {
 		return code
@@ -266,4 +270,47 @@ func (d *delegation) undo() {
 func fileExists(name string) bool {
 	_, err := os.Stat(name)
 	return err == nil
+}
+
+// HostAddrEnv names an address of the host that the network tests' servers
+// listen on and their sandboxes reach: not loopback (a sandbox's own), and
+// not the host's address on its default route, which pasta copies into the
+// sandbox's namespace.
+const HostAddrEnv = "HAKONIWA_TEST_HOST_ADDR"
+
+// HostAddr is the address of HostAddrEnv, or "" when there is none.
+func HostAddr() string { return os.Getenv(HostAddrEnv) }
+
+// hostAddress gives the host an interface with an address of its own for
+// the network tests, of both passes (one end of a veth pair, as kernels
+// may lack the dummy driver), and returns what removes it.
+func hostAddress() func() {
+	name := fmt.Sprintf("hkt%d", os.Getpid()%1000000)
+	const addr = "10.231.77.1"
+	ip := func(args ...string) error { return exec.Command("ip", args...).Run() }
+	if ip("link", "add", name, "type", "veth", "peer", "name", name+"p") != nil {
+		return func() {}
+	}
+	if ip("addr", "add", addr+"/32", "dev", name) != nil || ip("link", "set", name, "up") != nil ||
+		ip("link", "set", name+"p", "up") != nil {
+		ip("link", "del", name)
+		return func() {}
+	}
+	os.Setenv(HostAddrEnv, addr)
+	return func() { ip("link", "del", name) }
+}
+
+// openTun makes /dev/net/tun usable by every user, as udev's default rule
+// does on common distributions (some VMs leave it 0600), so that pasta can
+// run for the unprivileged pass; it returns what restores the mode.
+func openTun() func() {
+	const tun = "/dev/net/tun"
+	st, err := os.Stat(tun)
+	if err != nil || st.Mode().Perm()&0o666 == 0o666 {
+		return func() {}
+	}
+	if os.Chmod(tun, st.Mode().Perm()|0o666) != nil {
+		return func() {}
+	}
+	return func() { os.Chmod(tun, st.Mode().Perm()) }
 }

@@ -1,0 +1,115 @@
+package hakoniwa
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/hakoniwa-go/hakoniwa/internal/nsexec"
+	"github.com/hakoniwa-go/hakoniwa/internal/usernet"
+	"golang.org/x/sys/unix"
+)
+
+// userNet is a user-mode network for the sandbox's namespace.
+type userNet struct {
+	mode    string   // "pasta"
+	options []string // the helper's own options
+}
+
+// UserNetwork gives the sandbox's own network namespace a user-mode network
+// stack, started on it before the command runs: "pasta" (from the passt
+// package), with options passed on to pasta. By default pasta forwards no
+// port either way and does not map the gateway address to the host's
+// loopback (podman's defaults); options such as "-t", "8080:80" change
+// that. Use "" to turn it off.
+func (c *Container) UserNetwork(mode string, options ...string) *Container {
+	if mode == "" {
+		c.usernet = nil
+		return c
+	}
+	c.usernet = &userNet{mode: mode, options: append([]string(nil), options...)}
+	return c
+}
+
+// netJoin is how the child waits for its network: for a byte on goR, which
+// the parent writes once the helper has configured the namespace.
+type netJoin struct {
+	goR, goW int
+	helper   *usernet.Helper
+}
+
+func newNetJoin() (*netJoin, error) {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		return nil, fmt.Errorf("pipe: %w", err)
+	}
+	return &netJoin{goR: p[0], goW: p[1]}, nil
+}
+
+// closeGo closes what is left of the go-ahead pipe.
+func (j *netJoin) closeGo() {
+	if j == nil {
+		return
+	}
+	for _, fd := range []*int{&j.goR, &j.goW} {
+		if *fd >= 0 {
+			unix.Close(*fd)
+			*fd = -1
+		}
+	}
+}
+
+// addNetSteps has the child, with its ids mapped, wait until the helper
+// has set up its network.
+func (c *Container) addNetSteps(b *nsexec.Builder, j *netJoin) error {
+	n := c.usernet
+	if n == nil {
+		return nil
+	}
+	if n.mode != "pasta" {
+		return configErr("network "+n.mode, "not built into this version of hakoniwa yet (pasta is)")
+	}
+	if c.shareNet {
+		return configErr("network "+n.mode, "needs a network namespace of the sandbox's own, but the host's is shared")
+	}
+	if j == nil {
+		j = &netJoin{goR: -1, goW: -1} // for Plan
+	}
+	// The parent starts the helper between the clone and the execve,
+	// so the child cannot hold it in a vfork.
+	b.P.ShareMemory = false
+	b.WaitGo(j.goR, j.goW, "wait for "+n.mode+" to set up the network")
+	return nil
+}
+
+// netHook wraps the program's Started hook so that pasta is started on the
+// child and the child let go on; a failure is kept in cmd.netErr, and the
+// waiting child is killed.
+func (cmd *Cmd) netHook(j *netJoin, next func(pid, pidfd int)) func(pid, pidfd int) {
+	n := cmd.c.usernet
+	return func(pid, pidfd int) {
+		h, err := usernet.Pasta(pid, os.Geteuid(), os.Getegid(), n.options)
+		if err == nil {
+			j.helper = h
+			cmd.c.logAt(slog.LevelInfo)("Network: " + strings.Join(h.Cmdline, " "))
+			unix.Write(j.goW, []byte{1})
+		} else {
+			cmd.netErr = err
+			unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
+		}
+		unix.Close(j.goW)
+		j.goW = -1
+		if next != nil {
+			next(pid, pidfd)
+		}
+	}
+}
+
+// closeNet stops the network helper, if any.
+func (cmd *Cmd) closeNet() {
+	if j := cmd.net; j != nil && j.helper != nil {
+		j.helper.Close()
+		j.helper = nil
+	}
+}

@@ -1,0 +1,223 @@
+package hakoniwa
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hakoniwa-go/hakoniwa/internal/testutil"
+)
+
+// These tests give sandboxes a user-mode network with pasta, and reach
+// only this machine: servers of the test's own, on an address of a dummy
+// interface that testutil gives the host (not loopback, which is the
+// sandbox's own, and not the host's default-route address, which pasta
+// copies into the sandbox), or on the host's loopback.
+
+// havePasta skips the test where pasta or the test's host address is
+// missing, and fails it under CI, which has both.
+func havePasta(t *testing.T) string {
+	t.Helper()
+	_, err := exec.LookPath("pasta")
+	addr := testutil.HostAddr()
+	if err != nil || addr == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("under CI, pasta (%v) and a host address for the tests (%q) must be there", err, addr)
+		}
+		t.Skipf("pasta (%v) or the test's host address (%q) is missing", err, addr)
+	}
+	return addr
+}
+
+// serve answers every connection to ln with line, and returns when ln is
+// closed.
+func serve(ln net.Listener, line string) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		fmt.Fprintln(c, line)
+		c.Close()
+	}
+}
+
+// pyConnect is a python script that connects to HOST:PORT and prints what
+// it reads, or the error.
+const pyConnect = `import socket, sys
+try:
+    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), 3)
+    print(s.recv(100).decode().strip())
+except Exception as e:
+    print("error:", type(e).__name__)
+`
+
+// pastaRun runs the python script in a sandbox with pasta and returns its
+// output and report.
+func pastaRun(t *testing.T, c *Container, script string, args ...string) (string, *Result) {
+	t.Helper()
+	cmd := c.Command("/usr/bin/python3", append([]string{"-c", script}, args...)...)
+	out, err := cmd.CombinedOutput()
+	var ee *ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	checkNoPasta(t, cmd.Result.Pid)
+	return strings.TrimSpace(string(out)), cmd.Result
+}
+
+// checkNoPasta checks that no pasta is left for the sandbox of pid.
+func checkNoPasta(t *testing.T, pid int) {
+	t.Helper()
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		if filepath.Base(args[0]) == "pasta" && args[len(args)-1] == strconv.Itoa(pid) {
+			t.Errorf("pasta is left after the run: %s %q", filepath.Dir(p), args)
+		}
+	}
+}
+
+func TestPastaOutbound(t *testing.T) {
+	addr := havePasta(t)
+	ln, err := net.Listen("tcp", addr+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go serve(ln, "hello from the host")
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	out, r := pastaRun(t, kiss(t).UserNetwork("pasta"), pyConnect, addr, port)
+	if out != "hello from the host" || r.Status != StatusOK {
+		t.Errorf("the sandbox got %q (%s), want the host's server", out, r.Reason)
+	}
+	// Without pasta, the same sandbox reaches nothing.
+	out, _ = pastaRun(t, kiss(t), pyConnect, addr, port)
+	if !strings.HasPrefix(out, "error:") {
+		t.Errorf("without a network the sandbox got %q", out)
+	}
+}
+
+// TestPastaNoHostLoopback checks the default that keeps the host's
+// loopback services out of reach: the gateway address is not mapped to
+// the host, and the sandbox's 127.0.0.1 is its own.
+func TestPastaNoHostLoopback(t *testing.T) {
+	havePasta(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go serve(ln, "a host-only service")
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	gateway := `import socket, struct
+for line in open("/proc/net/route").read().splitlines()[1:]:
+    f = line.split()
+    if f[1] == "00000000":
+        print(socket.inet_ntoa(struct.pack("<L", int(f[2], 16))))
+`
+	gw, _ := pastaRun(t, kiss(t).UserNetwork("pasta"), gateway)
+	if net.ParseIP(gw) == nil {
+		t.Fatalf("no default gateway in the sandbox: %q", gw)
+	}
+	for _, to := range []string{gw, "127.0.0.1"} {
+		out, _ := pastaRun(t, kiss(t).UserNetwork("pasta"), pyConnect, to, port)
+		if !strings.HasPrefix(out, "error:") {
+			t.Errorf("through %s the sandbox reached the host's loopback: %q", to, out)
+		}
+	}
+}
+
+// TestPastaPublish forwards a host port to a server in the sandbox, with
+// pasta's own option.
+func TestPastaPublish(t *testing.T) {
+	havePasta(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostPort := ln.Addr().(*net.TCPAddr).Port
+	ln.Close() // a free port, for pasta
+	server := `import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 8080))
+s.listen()
+c, _ = s.accept()
+c.sendall(b"hello from the sandbox\n")
+c.close()
+`
+	cmd := kiss(t).UserNetwork("pasta", "-t", fmt.Sprintf("%d:8080", hostPort)).Walltime(10*time.Second).
+		Command("/usr/bin/python3", "-c", server)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", hostPort), time.Second)
+		if err != nil {
+			continue
+		}
+		got, _ = bufio.NewReader(c).ReadString('\n')
+		c.Close()
+		if got != "" {
+			break
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("the sandbox's server: %v\n%s", err, stderr.String())
+	}
+	if strings.TrimSpace(got) != "hello from the sandbox" {
+		t.Errorf("the host got %q through the forwarded port", got)
+	}
+	checkNoPasta(t, cmd.Result.Pid)
+}
+
+// TestPastaFailure gives pasta an option it refuses: the run fails before
+// the command runs, quoting pasta, and leaves nothing behind.
+func TestPastaFailure(t *testing.T) {
+	havePasta(t)
+	cmd := kiss(t).UserNetwork("pasta", "--no-such-option").Command("/bin/echo", "ran")
+	out, err := cmd.Output()
+	var se *SetupError
+	if !errors.As(err, &se) || se.Step != "set up the network with pasta" ||
+		!strings.Contains(err.Error(), "unrecognized option '--no-such-option'") || strings.Contains(err.Error(), "syslog") {
+		t.Fatalf("err = %v, want pasta's refusal", err)
+	}
+	if len(out) != 0 || cmd.Result.Status != StatusSE || cmd.Result.Code() != 125 {
+		t.Errorf("out %q, status %s, code %d", out, cmd.Result.Status, cmd.Result.Code())
+	}
+	if out, _ := exec.Command("pgrep", "-f", "pasta.*--no-such-option").Output(); len(out) > 0 {
+		t.Errorf("pasta left: %s", out)
+	}
+}
+
+func TestPastaConfigErrors(t *testing.T) {
+	for _, tc := range []struct {
+		c    *Container
+		want string
+	}{
+		{New().UserNetwork("slirp4netns"), "network slirp4netns: not built into this version of hakoniwa yet (pasta is)"},
+		{New().ShareNet(true).UserNetwork("pasta"), "network pasta: needs a network namespace of the sandbox's own"},
+	} {
+		err := tc.c.Command("/bin/true").Run()
+		var ce *ConfigError
+		if !errors.As(err, &ce) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("err = %v, want %q", err, tc.want)
+		}
+	}
+}
