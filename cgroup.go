@@ -92,9 +92,9 @@ type cgroupJoin struct {
 	// watchesCPU: the cgroup's cpu usage enforces the cpu-time limit.
 	watchesCPU bool
 	// attach: the parent moves the child in (a systemd scope) while
-	// the child waits for a byte on goR.
-	attach   bool
-	goR, goW int
+	// the child waits on the go-ahead pipe.
+	attach bool
+	goAhead
 	// plan: for Plan, which makes no cgroup: the way in is not known.
 	plan bool
 }
@@ -104,31 +104,24 @@ type cgroupJoin struct {
 const maxWatchedCPU = 1 << 32
 
 func joinOf(g *cgroup.Group) (*cgroupJoin, error) {
-	j := &cgroupJoin{path: g.Path(), join: g.JoinFiles(), cloneFD: g.CloneFD(), goR: -1, goW: -1}
+	j := &cgroupJoin{path: g.Path(), join: g.JoinFiles(), cloneFD: g.CloneFD(), goAhead: noGoAhead}
 	j.into = j.cloneFD >= 0
 	_, j.watchesCPU = g.CPUUsage()
 	if g.Attaches() {
 		// Usage is known once attached; a scope always has cpu.stat.
 		j.attach, j.watchesCPU = true, true
-		var p [2]int
-		if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-			return nil, fmt.Errorf("pipe: %w", err)
+		var err error
+		if j.goAhead, err = newGoAhead(); err != nil {
+			return nil, err
 		}
-		j.goR, j.goW = p[0], p[1]
 	}
 	return j, nil
 }
 
 // closeGo closes what is left of the go-ahead pipe.
 func (j *cgroupJoin) closeGo() {
-	if j == nil {
-		return
-	}
-	for _, fd := range []*int{&j.goR, &j.goW} {
-		if *fd >= 0 {
-			unix.Close(*fd)
-			*fd = -1
-		}
+	if j != nil {
+		j.goAhead.close()
 	}
 }
 
@@ -138,15 +131,7 @@ func (j *cgroupJoin) closeGo() {
 func (cmd *Cmd) attachHook(j *cgroupJoin, next func(pid, pidfd int)) func(pid, pidfd int) {
 	return func(pid, pidfd int) {
 		cmd.attachErr = cmd.group.Attach(pid)
-		if cmd.attachErr == nil {
-			unix.Write(j.goW, []byte{1})
-		} else {
-			// Not only end of file: another run's child, cloned
-			// meanwhile, may hold a copy of goW until its own execve.
-			unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
-		}
-		unix.Close(j.goW)
-		j.goW = -1
+		j.give(cmd.attachErr, pidfd)
 		if next != nil {
 			next(pid, pidfd)
 		}
@@ -171,7 +156,7 @@ func (c *Container) addCgroupSteps(b *nsexec.Builder, j *cgroupJoin) {
 		// The parent moves the child between the clone and the execve,
 		// so the child cannot hold it in a vfork.
 		b.P.ShareMemory = false
-		b.WaitGo(j.goR, j.goW, "wait until systemd has moved this process into "+j.path)
+		b.WaitGo(j.r, j.w, "wait until systemd has moved this process into "+j.path)
 	}
 	for _, f := range j.join {
 		b.JoinCgroup(f.FD, fmt.Sprintf("join the cgroup %s:%s", f.Controller, j.path))

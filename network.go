@@ -1,14 +1,12 @@
 package hakoniwa
 
 import (
-	"fmt"
 	"log/slog"
 	"os"
 	"strings"
 
 	"github.com/hakoniwa-go/hakoniwa/internal/nsexec"
 	"github.com/hakoniwa-go/hakoniwa/internal/usernet"
-	"golang.org/x/sys/unix"
 )
 
 // userNet is a user-mode network for the sandbox's namespace.
@@ -32,31 +30,22 @@ func (c *Container) UserNetwork(mode string, options ...string) *Container {
 	return c
 }
 
-// netJoin is how the child waits for its network: for a byte on goR, which
-// the parent writes once the helper has configured the namespace.
+// netJoin is how the child waits for its network: on the go-ahead pipe,
+// which the parent writes once the helper has configured the namespace.
 type netJoin struct {
-	goR, goW int
-	helper   *usernet.Helper
+	goAhead
+	helper *usernet.Helper
 }
 
 func newNetJoin() (*netJoin, error) {
-	var p [2]int
-	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-		return nil, fmt.Errorf("pipe: %w", err)
-	}
-	return &netJoin{goR: p[0], goW: p[1]}, nil
+	g, err := newGoAhead()
+	return &netJoin{goAhead: g}, err
 }
 
 // closeGo closes what is left of the go-ahead pipe.
 func (j *netJoin) closeGo() {
-	if j == nil {
-		return
-	}
-	for _, fd := range []*int{&j.goR, &j.goW} {
-		if *fd >= 0 {
-			unix.Close(*fd)
-			*fd = -1
-		}
+	if j != nil {
+		j.goAhead.close()
 	}
 }
 
@@ -74,12 +63,12 @@ func (c *Container) addNetSteps(b *nsexec.Builder, j *netJoin) error {
 		return configErr("network "+n.mode, "needs a network namespace of the sandbox's own, but the host's is shared")
 	}
 	if j == nil {
-		j = &netJoin{goR: -1, goW: -1} // for Plan
+		j = &netJoin{goAhead: noGoAhead} // for Plan
 	}
 	// The parent starts the helper between the clone and the execve,
 	// so the child cannot hold it in a vfork.
 	b.P.ShareMemory = false
-	b.WaitGo(j.goR, j.goW, "wait for "+n.mode+" to set up the network")
+	b.WaitGo(j.r, j.w, "wait for "+n.mode+" to set up the network")
 	return nil
 }
 
@@ -93,13 +82,9 @@ func (cmd *Cmd) netHook(j *netJoin, next func(pid, pidfd int)) func(pid, pidfd i
 		if err == nil {
 			j.helper = h
 			cmd.c.logAt(slog.LevelInfo)("Network: " + strings.Join(h.Cmdline, " "))
-			unix.Write(j.goW, []byte{1})
-		} else {
-			cmd.netErr = err
-			unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
 		}
-		unix.Close(j.goW)
-		j.goW = -1
+		cmd.netErr = err
+		j.give(err, pidfd)
 		if next != nil {
 			next(pid, pidfd)
 		}

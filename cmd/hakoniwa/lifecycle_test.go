@@ -188,14 +188,7 @@ func TestCgroupTeardownAfterSIGKILL(t *testing.T) {
 	cmd.Process.Kill()
 	cmd.Wait()
 	for _, pid := range pids {
-		deadline := time.Now().Add(2 * time.Second)
-		for testutil.Alive(pid) {
-			if time.Now().After(deadline) {
-				syscall.Kill(pid, syscall.SIGKILL)
-				t.Fatalf("pid %d of the sandbox outlived its SIGKILLed CLI by 2s", pid)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		waitGone(t, pid, "of the sandbox")
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "sandbox", "cgroup.procs")); err != nil || len(b) != 0 {
 		t.Errorf("the cgroup holds %q (%v), want nothing", b, err)
@@ -249,14 +242,20 @@ func TestPastaGoneAfterSIGKILL(t *testing.T) {
 	}
 	cmd.Process.Kill()
 	cmd.Wait()
-	for _, pid := range []int{sandbox, pasta} {
-		deadline := time.Now().Add(2 * time.Second)
-		for testutil.Alive(pid) {
-			if time.Now().After(deadline) {
-				syscall.Kill(pid, syscall.SIGKILL)
-				t.Fatalf("pid %d outlived its SIGKILLed CLI by 2s", pid)
-			}
-			time.Sleep(5 * time.Millisecond)
+	waitGone(t, sandbox, "of the sandbox")
+	waitGone(t, pasta, "(pasta)")
+}
+
+// waitGone waits up to 2s for pid, which a SIGKILLed CLI leaves behind, to
+// die, and kills it and fails the test if it does not.
+func waitGone(t *testing.T, pid int, what string) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for testutil.Alive(pid) {
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("pid %d %s outlived its SIGKILLed CLI by 2s", pid, what)
 		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
