@@ -11,16 +11,17 @@ import (
 
 // userNet is a user-mode network for the sandbox's namespace.
 type userNet struct {
-	mode    string   // "pasta"
+	mode    string   // "pasta" or "slirp4netns"
 	options []string // the helper's own options
 }
 
 // UserNetwork gives the sandbox's own network namespace a user-mode network
 // stack, started on it before the command runs: "pasta" (from the passt
-// package), with options passed on to pasta. By default pasta forwards no
-// port either way and does not map the gateway address to the host's
-// loopback (podman's defaults); options such as "-t", "8080:80" change
-// that. Use "" to turn it off.
+// package) or "slirp4netns", with options passed on to the helper. By
+// default pasta forwards no port either way and does not map the gateway
+// address to the host's loopback (podman's defaults); options such as
+// "-t", "8080:80" change that. slirp4netns runs with
+// --disable-host-loopback. Use "" to turn it off.
 func (c *Container) UserNetwork(mode string, options ...string) *Container {
 	if mode == "" {
 		c.usernet = nil
@@ -56,8 +57,8 @@ func (c *Container) addNetSteps(b *nsexec.Builder, j *netJoin) error {
 	if n == nil {
 		return nil
 	}
-	if n.mode != "pasta" {
-		return configErr("network "+n.mode, "not built into this version of hakoniwa yet (pasta is)")
+	if n.mode != "pasta" && n.mode != "slirp4netns" {
+		return configErr("network "+n.mode, "want pasta or slirp4netns")
 	}
 	if c.shareNet {
 		return configErr("network "+n.mode, "needs a network namespace of the sandbox's own, but the host's is shared")
@@ -78,7 +79,13 @@ func (c *Container) addNetSteps(b *nsexec.Builder, j *netJoin) error {
 func (cmd *Cmd) netHook(j *netJoin, next func(pid, pidfd int)) func(pid, pidfd int) {
 	n := cmd.c.usernet
 	return func(pid, pidfd int) {
-		h, err := usernet.Pasta(pid, os.Geteuid(), os.Getegid(), n.options)
+		var h *usernet.Helper
+		var err error
+		if n.mode == "slirp4netns" {
+			h, err = usernet.Slirp4netns(pid, n.options)
+		} else {
+			h, err = usernet.Pasta(pid, os.Geteuid(), os.Getegid(), n.options)
+		}
 		if err == nil {
 			j.helper = h
 			cmd.c.logAt(slog.LevelInfo)("Network: " + strings.Join(h.Cmdline, " "))

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,23 +17,30 @@ import (
 	"github.com/hakoniwa-go/hakoniwa/internal/testutil"
 )
 
-// These tests give sandboxes a user-mode network with pasta, and reach
-// only this machine: servers of the test's own, on an address of a dummy
+// These tests give sandboxes a user-mode network with pasta and with
+// slirp4netns, and reach only this machine: servers of the test's own, on an address of a dummy
 // interface that testutil gives the host (not loopback, which is the
 // sandbox's own, and not the host's default-route address, which pasta
 // copies into the sandbox), or on the host's loopback.
 
+// helpers are the user-mode network helpers.
+var helpers = []string{"pasta", "slirp4netns"}
+
 // havePasta skips the test where pasta or the test's host address is
 // missing, and fails it under CI, which has both.
-func havePasta(t *testing.T) string {
+func havePasta(t *testing.T) string { return haveHelper(t, "pasta") }
+
+// haveHelper skips the test where the helper or the test's host address is
+// missing, and fails it under CI, which has them.
+func haveHelper(t *testing.T, helper string) string {
 	t.Helper()
-	_, err := exec.LookPath("pasta")
+	_, err := exec.LookPath(helper)
 	addr := testutil.HostAddr()
 	if err != nil || addr == "" {
 		if os.Getenv("CI") == "true" {
-			t.Fatalf("under CI, pasta (%v) and a host address for the tests (%q) must be there", err, addr)
+			t.Fatalf("under CI, %s (%v) and a host address for the tests (%q) must be there", helper, err, addr)
 		}
-		t.Skipf("pasta (%v) or the test's host address (%q) is missing", err, addr)
+		t.Skipf("%s (%v) or the test's host address (%q) is missing", helper, err, addr)
 	}
 	return addr
 }
@@ -70,12 +78,13 @@ func pastaRun(t *testing.T, c *Container, script string, args ...string) (string
 	if err != nil && !errors.As(err, &ee) {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	checkNoPasta(t, cmd.Result.Pid)
+	checkNoHelper(t, cmd.Result.Pid)
 	return strings.TrimSpace(string(out)), cmd.Result
 }
 
-// checkNoPasta checks that no pasta is left for the sandbox of pid.
-func checkNoPasta(t *testing.T, pid int) {
+// checkNoHelper checks that no pasta or slirp4netns is left for the
+// sandbox of pid.
+func checkNoHelper(t *testing.T, pid int) {
 	t.Helper()
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
@@ -84,37 +93,47 @@ func checkNoPasta(t *testing.T, pid int) {
 			continue
 		}
 		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
-		if filepath.Base(args[0]) == "pasta" && args[len(args)-1] == strconv.Itoa(pid) {
-			t.Errorf("pasta is left after the run: %s %q", filepath.Dir(p), args)
+		if h := filepath.Base(args[0]); (h == "pasta" || h == "slirp4netns") && slices.Contains(args[1:], strconv.Itoa(pid)) {
+			t.Errorf("%s is left after the run: %s %q", h, filepath.Dir(p), args)
 		}
 	}
 }
 
-func TestPastaOutbound(t *testing.T) {
-	addr := havePasta(t)
-	ln, err := net.Listen("tcp", addr+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go serve(ln, "hello from the host")
-	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-	out, r := pastaRun(t, kiss(t).UserNetwork("pasta"), pyConnect, addr, port)
-	if out != "hello from the host" || r.Status != StatusOK {
-		t.Errorf("the sandbox got %q (%s), want the host's server", out, r.Reason)
-	}
-	// Without pasta, the same sandbox reaches nothing.
-	out, _ = pastaRun(t, kiss(t), pyConnect, addr, port)
-	if !strings.HasPrefix(out, "error:") {
-		t.Errorf("without a network the sandbox got %q", out)
+func TestUserNetOutbound(t *testing.T) {
+	for _, helper := range helpers {
+		t.Run(helper, func(t *testing.T) {
+			addr := haveHelper(t, helper)
+			ln, err := net.Listen("tcp", addr+":0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			go serve(ln, "hello from the host")
+			port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+			out, r := pastaRun(t, kiss(t).UserNetwork(helper), pyConnect, addr, port)
+			if out != "hello from the host" || r.Status != StatusOK {
+				t.Errorf("the sandbox got %q (%s), want the host's server", out, r.Reason)
+			}
+			// Without the helper, the same sandbox reaches nothing.
+			out, _ = pastaRun(t, kiss(t), pyConnect, addr, port)
+			if !strings.HasPrefix(out, "error:") {
+				t.Errorf("without a network the sandbox got %q", out)
+			}
+		})
 	}
 }
 
 // TestPastaNoHostLoopback checks the default that keeps the host's
 // loopback services out of reach: the gateway address is not mapped to
 // the host, and the sandbox's 127.0.0.1 is its own.
-func TestPastaNoHostLoopback(t *testing.T) {
-	havePasta(t)
+func TestUserNetNoHostLoopback(t *testing.T) {
+	for _, helper := range helpers {
+		t.Run(helper, func(t *testing.T) { testNoHostLoopback(t, helper) })
+	}
+}
+
+func testNoHostLoopback(t *testing.T, helper string) {
+	haveHelper(t, helper)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -128,12 +147,12 @@ for line in open("/proc/net/route").read().splitlines()[1:]:
     if f[1] == "00000000":
         print(socket.inet_ntoa(struct.pack("<L", int(f[2], 16))))
 `
-	gw, _ := pastaRun(t, kiss(t).UserNetwork("pasta"), gateway)
+	gw, _ := pastaRun(t, kiss(t).UserNetwork(helper), gateway)
 	if net.ParseIP(gw) == nil {
 		t.Fatalf("no default gateway in the sandbox: %q", gw)
 	}
 	for _, to := range []string{gw, "127.0.0.1"} {
-		out, _ := pastaRun(t, kiss(t).UserNetwork("pasta"), pyConnect, to, port)
+		out, _ := pastaRun(t, kiss(t).UserNetwork(helper), pyConnect, to, port)
 		if !strings.HasPrefix(out, "error:") {
 			t.Errorf("through %s the sandbox reached the host's loopback: %q", to, out)
 		}
@@ -184,25 +203,29 @@ c.close()
 	if strings.TrimSpace(got) != "hello from the sandbox" {
 		t.Errorf("the host got %q through the forwarded port", got)
 	}
-	checkNoPasta(t, cmd.Result.Pid)
+	checkNoHelper(t, cmd.Result.Pid)
 }
 
-// TestPastaFailure gives pasta an option it refuses: the run fails before
-// the command runs, quoting pasta, and leaves nothing behind.
-func TestPastaFailure(t *testing.T) {
-	havePasta(t)
-	cmd := kiss(t).UserNetwork("pasta", "--no-such-option").Command("/bin/echo", "ran")
-	out, err := cmd.Output()
-	var se *SetupError
-	if !errors.As(err, &se) || se.Step != "set up the network with pasta" ||
-		!strings.Contains(err.Error(), "unrecognized option '--no-such-option'") || strings.Contains(err.Error(), "syslog") {
-		t.Fatalf("err = %v, want pasta's refusal", err)
-	}
-	if len(out) != 0 || cmd.Result.Status != StatusSE || cmd.Result.Code() != 125 {
-		t.Errorf("out %q, status %s, code %d", out, cmd.Result.Status, cmd.Result.Code())
-	}
-	if out, _ := exec.Command("pgrep", "-f", "pasta.*--no-such-option").Output(); len(out) > 0 {
-		t.Errorf("pasta left: %s", out)
+// TestUserNetFailure gives the helper an option it refuses: the run fails
+// before the command runs, quoting the helper, and leaves nothing behind.
+func TestUserNetFailure(t *testing.T) {
+	for _, helper := range helpers {
+		t.Run(helper, func(t *testing.T) {
+			haveHelper(t, helper)
+			cmd := kiss(t).UserNetwork(helper, "--no-such-option").Command("/bin/echo", "ran")
+			out, err := cmd.Output()
+			var se *SetupError
+			if !errors.As(err, &se) || se.Step != "set up the network with "+helper ||
+				!strings.Contains(err.Error(), "unrecognized option '--no-such-option'") || strings.Contains(err.Error(), "syslog") {
+				t.Fatalf("err = %v, want %s's refusal", err, helper)
+			}
+			if len(out) != 0 || cmd.Result.Status != StatusSE || cmd.Result.Code() != 125 {
+				t.Errorf("out %q, status %s, code %d", out, cmd.Result.Status, cmd.Result.Code())
+			}
+			if out, _ := exec.Command("pgrep", "-f", helper+".*--no-such-option").Output(); len(out) > 0 {
+				t.Errorf("%s left: %s", helper, out)
+			}
+		})
 	}
 }
 
@@ -211,7 +234,7 @@ func TestPastaConfigErrors(t *testing.T) {
 		c    *Container
 		want string
 	}{
-		{New().UserNetwork("slirp4netns"), "network slirp4netns: not built into this version of hakoniwa yet (pasta is)"},
+		{New().UserNetwork("vde"), "network vde: want pasta or slirp4netns"},
 		{New().ShareNet(true).UserNetwork("pasta"), "network pasta: needs a network namespace of the sandbox's own"},
 	} {
 		err := tc.c.Command("/bin/true").Run()

@@ -57,8 +57,8 @@ func (c *Container) ApplyPolicy(p *policy.Policy) error {
 	}
 	if p.Network != nil {
 		c.ShareNet(p.Network.Mode == "host").Loopback(p.Network.Mode == "loopback")
-		if p.Network.Mode == "pasta" {
-			c.UserNetwork("pasta", p.Network.Options...)
+		if m := p.Network.Mode; m == "pasta" || m == "slirp4netns" {
+			c.UserNetwork(m, p.Network.Options...)
 		} else {
 			c.UserNetwork("")
 		}

@@ -103,7 +103,6 @@ func TestApplyPolicyErrors(t *testing.T) {
 		{"relative destination", policy.Policy{Mounts: []policy.Mount{{Source: "/usr", Destination: "usr"}}}, `mounts[0].destination: "usr" is not an absolute path`},
 		{"tmpfs option", policy.Policy{Mounts: []policy.Mount{{Type: "tmpfs", Destination: "/t", Options: "exec"}}}, `mounts[0].options: unknown option "exec"`},
 		{"landlock", policy.Policy{Landlock: &policy.Landlock{Resources: []policy.LandlockResource{{Type: "fs", Unrestrict: true}}, FS: []policy.LandlockFS{{Path: "/usr", Access: "r"}}}}, "landlock.fs[0]: fs is unrestricted"},
-		{"slirp4netns", policy.Policy{Network: &policy.Network{Mode: "slirp4netns"}}, "network.mode: slirp4netns is not built into this version of hakoniwa yet; pasta is"},
 		{"hostname and shared uts", policy.Policy{Hostname: str("h"), Namespaces: []policy.Namespace{{Type: "uts", Share: true}}}, "hostname: the hostname cannot be set with the uts namespace shared"},
 		{"limit", policy.Policy{Limits: []policy.Limit{{Type: "rss", Value: 1}}}, `limits[0].type: unknown limit "rss"`},
 		{"small memory", policy.Policy{Limits: []policy.Limit{{Type: "memory", Value: 1}}}, `limits[0]: memory 1: want at least 1048576 (1M) bytes`},

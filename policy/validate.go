@@ -126,9 +126,7 @@ func (p *Policy) check(d *doc) ErrorList {
 			if len(n.Options) > 0 {
 				add(d.errAt("network.options", "options are for the pasta and slirp4netns modes, not %q", n.Mode))
 			}
-		case "pasta":
-		case "slirp4netns":
-			add(d.errAt("network.mode", "slirp4netns is not built into this version of hakoniwa yet; pasta is"))
+		case "pasta", "slirp4netns":
 		default:
 			add(d.errAt("network.mode", "unknown mode %q (want none, loopback, host, pasta or slirp4netns)", n.Mode))
 		}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -209,18 +210,25 @@ func TestCgroupTeardownAfterSIGKILL(t *testing.T) {
 	}
 }
 
-// TestPastaGoneAfterSIGKILL kills the CLI while pasta serves its sandbox:
-// pasta, which does not quit by itself when the sandbox is gone, dies with
-// the CLI (its parent-death signal), and so does the sandbox.
-func TestPastaGoneAfterSIGKILL(t *testing.T) {
-	if _, err := exec.LookPath("pasta"); err != nil {
+// TestNetHelperGoneAfterSIGKILL kills the CLI while pasta or slirp4netns
+// serves its sandbox: the helper dies with the CLI (pasta, which does not
+// quit by itself when the sandbox is gone, by its parent-death signal;
+// slirp4netns also by its exit fd), and so does the sandbox.
+func TestNetHelperGoneAfterSIGKILL(t *testing.T) {
+	for _, helper := range []string{"pasta", "slirp4netns"} {
+		t.Run(helper, func(t *testing.T) { testHelperGone(t, helper) })
+	}
+}
+
+func testHelperGone(t *testing.T, helper string) {
+	if _, err := exec.LookPath(helper); err != nil {
 		if os.Getenv("CI") == "true" {
-			t.Fatal("pasta is missing under CI")
+			t.Fatalf("%s is missing under CI", helper)
 		}
-		t.Skip("no pasta")
+		t.Skip("no " + helper)
 	}
 	exe := cli(t)
-	cmd := exec.Command(exe, "run", "--network", "pasta", "--", "/bin/sleep", "105")
+	cmd := exec.Command(exe, "run", "--network", helper, "--", "/bin/sleep", "105")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -232,18 +240,18 @@ func TestPastaGoneAfterSIGKILL(t *testing.T) {
 		for _, p := range procs {
 			b, _ := os.ReadFile(p)
 			args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
-			if filepath.Base(args[0]) == "pasta" && args[len(args)-1] == strconv.Itoa(sandbox) {
+			if filepath.Base(args[0]) == helper && slices.Contains(args[1:], strconv.Itoa(sandbox)) {
 				pasta, _ = strconv.Atoi(filepath.Base(filepath.Dir(p)))
 			}
 		}
 	}
 	if pasta == 0 {
-		t.Fatal("no pasta for the sandbox")
+		t.Fatalf("no %s for the sandbox", helper)
 	}
 	cmd.Process.Kill()
 	cmd.Wait()
 	waitGone(t, sandbox, "of the sandbox")
-	waitGone(t, pasta, "(pasta)")
+	waitGone(t, pasta, "("+helper+")")
 }
 
 // waitGone waits up to 2s for pid, which a SIGKILLed CLI leaves behind, to

@@ -194,7 +194,7 @@ Exit status: the command's own code, 128+N when it was killed by signal N,
 			o.hostnameSet = f.Changed("hostname")
 			o.cgroupParentSet = f.Changed("cgroup-parent")
 			if f.Changed("network") && o.network == "" {
-				return usageError{errors.New("--network: want none, loopback, host or pasta[:OPTIONS]")}
+				return usageError{errors.New("--network: want none, loopback, host, pasta[:OPTIONS] or slirp4netns[:OPTIONS]")}
 			}
 			o.uidSet = f.Changed("uid") || f.Changed("uidmap")
 			o.gidSet = f.Changed("gid") || f.Changed("gidmap")
@@ -229,8 +229,8 @@ Exit status: the command's own code, 128+N when it was killed by signal N,
 	mount("file", "", "create the file `DST:CONTENTS`", parseFile)
 
 	f.BoolVar(&o.shareNet, "share-net", false, "keep the host's network namespace")
-	f.StringVar(&o.network, "network", "", "`MODE`: none (the default: a new namespace, lo down), loopback (lo up), host (same as --share-net), or pasta[:OPTIONS] (user-mode networking by pasta, with its comma-separated OPTIONS; no port forwarding unless asked)")
-	cmd.RegisterFlagCompletionFunc("network", cobra.FixedCompletions([]string{"none", "loopback", "host", "pasta"}, cobra.ShellCompDirectiveNoFileComp))
+	f.StringVar(&o.network, "network", "", "`MODE`: none (the default: a new namespace, lo down), loopback (lo up), host (same as --share-net), pasta[:OPTIONS] or slirp4netns[:OPTIONS] (user-mode networking by that helper, with its comma-separated OPTIONS; no port forwarding and no host loopback unless asked)")
+	cmd.RegisterFlagCompletionFunc("network", cobra.FixedCompletions([]string{"none", "loopback", "host", "pasta", "slirp4netns"}, cobra.ShellCompDirectiveNoFileComp))
 	f.BoolVar(&o.shareUTS, "share-uts", false, "keep the host's uts namespace")
 	f.BoolVar(&o.shareIPC, "share-ipc", false, "keep the host's ipc namespace")
 	f.BoolVar(&o.shareCgroup, "share-cgroup", false, "keep the host's cgroup namespace")
@@ -360,19 +360,17 @@ func (o *runOptions) container(pol *policy.Policy, log *slog.Logger) (*hakoniwa.
 			return nil, usageError{errors.New("--network host conflicts with --unshare-network and --unshare-all")}
 		}
 		o.shareNet = true
-	case "pasta":
+	case "pasta", "slirp4netns":
 		if o.shareNet {
-			return nil, usageError{errors.New("--network pasta conflicts with --share-net")}
+			return nil, usageError{fmt.Errorf("--network %s conflicts with --share-net", mode)}
 		}
 		var options []string
 		if opts != "" {
 			options = strings.Split(opts, ",")
 		}
-		c.ShareNet(false).UserNetwork("pasta", options...)
-	case "slirp4netns":
-		return nil, usageError{fmt.Errorf("--network %s: slirp4netns is not built into this version of hakoniwa yet; pasta is", o.network)}
+		c.ShareNet(false).UserNetwork(mode, options...)
 	default:
-		return nil, usageError{fmt.Errorf("--network %q: want none, loopback, host or pasta[:OPTIONS]", o.network)}
+		return nil, usageError{fmt.Errorf("--network %q: want none, loopback, host, pasta[:OPTIONS] or slirp4netns[:OPTIONS]", o.network)}
 	}
 	for _, conflict := range []struct {
 		share, unshare bool

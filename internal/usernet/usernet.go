@@ -1,7 +1,7 @@
 // Package usernet gives a sandbox's network namespace a user-mode network:
-// it starts pasta (from the passt package) on the sandbox's pid, waits
-// until pasta has configured the namespace, and makes sure pasta is gone
-// after the run.
+// it starts pasta (from the passt package) or slirp4netns on the sandbox's
+// pid, waits until the helper has configured the namespace, and makes sure
+// it is gone after the run.
 package usernet
 
 import (
@@ -19,12 +19,13 @@ import (
 	"time"
 )
 
-// Helper is a running pasta.
+// Helper is a running pasta or slirp4netns.
 type Helper struct {
-	// Cmdline is the command line pasta was started with.
+	// Cmdline is the command line the helper was started with.
 	Cmdline []string
 	cmd     *exec.Cmd
 	out     *bytes.Buffer
+	exitW   *os.File // slirp4netns quits when this is closed
 }
 
 // startTimeout bounds pasta's set-up.
@@ -82,15 +83,56 @@ func Pasta(pid, uid, gid int, options []string) (*Helper, error) {
 		if errors.Is(rerr, os.ErrDeadlineExceeded) {
 			return nil, fmt.Errorf("pasta did not set up the network within %v: %s", startTimeout, quote(h.out.String()))
 		}
-		msg := quote(h.out.String())
-		if strings.Contains(msg, "tun") {
-			if f, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0); err != nil {
-				msg += fmt.Sprintf(" (this user cannot open /dev/net/tun: %v; distributions make it mode 0666)", err)
-			} else {
-				f.Close()
-			}
+		return nil, fmt.Errorf("pasta failed (%v): %s", werr, tunHint(quote(h.out.String())))
+	}
+	return h, nil
+}
+
+// Slirp4netns starts slirp4netns for the network namespace of pid, with
+// options added to hakoniwa's defaults, and returns once the namespace is
+// configured (slirp4netns writes to its --ready-fd). The default
+// --disable-host-loopback keeps the host's loopback services out of reach
+// (10.0.2.2 would be the host's 127.0.0.1). slirp4netns quits when its
+// --exit-fd is closed: by Close, or by the kernel when we die.
+func Slirp4netns(pid int, options []string) (*Helper, error) {
+	path, err := exec.LookPath("slirp4netns")
+	if err != nil {
+		return nil, errors.New("slirp4netns is not installed (Debian and Ubuntu: apt-get install slirp4netns; Fedora: dnf install slirp4netns)")
+	}
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer readyR.Close()
+	exitR, exitW, err := os.Pipe()
+	if err != nil {
+		readyW.Close()
+		return nil, err
+	}
+	args := []string{"--configure", "--mtu=65520", "--disable-host-loopback", "--ready-fd=3", "--exit-fd=4"}
+	args = append(append(args, options...), strconv.Itoa(pid), "tap0")
+	h := &Helper{Cmdline: append([]string{path}, args...), out: &bytes.Buffer{}, exitW: exitW}
+	h.cmd = exec.Command(path, args...)
+	h.cmd.Stdout, h.cmd.Stderr = h.out, h.out
+	h.cmd.ExtraFiles = []*os.File{readyW, exitR}
+	h.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	err = startOnLauncher(h.cmd)
+	readyW.Close()
+	exitR.Close()
+	if err != nil {
+		exitW.Close()
+		return nil, fmt.Errorf("start slirp4netns: %w", err)
+	}
+	readyR.SetReadDeadline(time.Now().Add(startTimeout))
+	var buf [1]byte
+	if n, rerr := readyR.Read(buf[:]); n != 1 || rerr != nil {
+		h.cmd.Process.Kill()
+		exitW.Close()
+		werr := h.cmd.Wait()
+		if errors.Is(rerr, os.ErrDeadlineExceeded) {
+			return nil, fmt.Errorf("slirp4netns did not set up the network within %v: %s", startTimeout, quote(h.out.String()))
 		}
-		return nil, fmt.Errorf("pasta failed (%v): %s", werr, msg)
+		return nil, fmt.Errorf("slirp4netns failed (%v): %s", werr, tunHint(quote(h.out.String())))
 	}
 	return h, nil
 }
@@ -155,13 +197,29 @@ func quote(s string) string {
 	return strings.Join(lines, "; ")
 }
 
-// Pid is pasta's pid.
+// tunHint adds to a helper's complaint about the tun device why it may be.
+func tunHint(msg string) string {
+	if !strings.Contains(strings.ToLower(msg), "tun") {
+		return msg
+	}
+	f, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0)
+	if err != nil {
+		return msg + fmt.Sprintf(" (this user cannot open /dev/net/tun: %v; distributions make it mode 0666)", err)
+	}
+	f.Close()
+	return msg
+}
+
+// Pid is the helper's pid.
 func (h *Helper) Pid() int { return h.cmd.Process.Pid }
 
-// Close stops pasta, once the sandbox is gone, and waits for it.
+// Close stops the helper, once the sandbox is gone, and waits for it.
 func (h *Helper) Close() error {
 	if h.cmd == nil {
 		return nil
+	}
+	if h.exitW != nil {
+		h.exitW.Close()
 	}
 	h.cmd.Process.Signal(syscall.SIGTERM)
 	t := time.AfterFunc(time.Second, func() { h.cmd.Process.Kill() })
