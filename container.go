@@ -95,6 +95,7 @@ type Container struct {
 	shareNet, shareUTS, shareIPC, shareCgroup bool
 	loopback                                  bool
 	usernet                                   *userNet
+	publish                                   []string
 
 	hostname    string
 	hostnameSet bool
@@ -134,6 +135,7 @@ func (c *Container) Clone() *Container {
 	n := *c
 	n.mounts = append([]Mount(nil), c.mounts...)
 	n.env = append([]string(nil), c.env...)
+	n.publish = append([]string(nil), c.publish...)
 	n.rlimits = map[int]uint64{}
 	for k, v := range c.rlimits {
 		n.rlimits[k] = v

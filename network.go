@@ -31,6 +31,35 @@ func (c *Container) UserNetwork(mode string, options ...string) *Container {
 	return c
 }
 
+// Publish forwards a port of the host to one of the sandbox's, with the
+// user-mode network of pasta: "[HOSTIP:]HOSTPORT:SANDBOXPORT[/tcp|/udp]",
+// an IPv6 HOSTIP in brackets. A bad spec is an error when the command
+// starts.
+func (c *Container) Publish(spec string) *Container {
+	c.publish = append(c.publish, spec)
+	return c
+}
+
+// ports parses the published ports.
+func (c *Container) ports() ([]usernet.Port, error) {
+	var ports []usernet.Port
+	for _, spec := range c.publish {
+		p, err := usernet.ParsePort(spec)
+		if err != nil {
+			return nil, configErr("publish "+spec, "%v", err)
+		}
+		if c.usernet == nil || c.usernet.mode != "pasta" {
+			how := "there is no user-mode network"
+			if c.usernet != nil {
+				how = c.usernet.mode + " forwards ports through its API socket, which hakoniwa does not drive yet"
+			}
+			return nil, configErr("publish "+spec, "needs --network pasta (%s)", how)
+		}
+		ports = append(ports, p)
+	}
+	return ports, nil
+}
+
 // netJoin is how the child waits for its network: on the go-ahead pipe,
 // which the parent writes once the helper has configured the namespace.
 type netJoin struct {
@@ -53,6 +82,9 @@ func (j *netJoin) closeGo() {
 // addNetSteps has the child, with its ids mapped, wait until the helper
 // has set up its network.
 func (c *Container) addNetSteps(b *nsexec.Builder, j *netJoin) error {
+	if _, err := c.ports(); err != nil {
+		return err
+	}
 	n := c.usernet
 	if n == nil {
 		return nil
@@ -78,13 +110,14 @@ func (c *Container) addNetSteps(b *nsexec.Builder, j *netJoin) error {
 // waiting child is killed.
 func (cmd *Cmd) netHook(j *netJoin, next func(pid, pidfd int)) func(pid, pidfd int) {
 	n := cmd.c.usernet
+	ports, _ := cmd.c.ports() // checked by compile
 	return func(pid, pidfd int) {
 		var h *usernet.Helper
 		var err error
 		if n.mode == "slirp4netns" {
 			h, err = usernet.Slirp4netns(pid, n.options)
 		} else {
-			h, err = usernet.Pasta(pid, os.Geteuid(), os.Getegid(), n.options)
+			h, err = usernet.Pasta(pid, os.Geteuid(), os.Getegid(), append(n.options, usernet.PastaOptions(ports)...))
 		}
 		if err == nil {
 			j.helper = h

@@ -159,8 +159,8 @@ for line in open("/proc/net/route").read().splitlines()[1:]:
 	}
 }
 
-// TestPastaPublish forwards a host port to a server in the sandbox, with
-// pasta's own option.
+// TestPastaPublish forwards a host port to a server in the sandbox, on the
+// host's loopback only.
 func TestPastaPublish(t *testing.T) {
 	havePasta(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -178,7 +178,7 @@ c, _ = s.accept()
 c.sendall(b"hello from the sandbox\n")
 c.close()
 `
-	cmd := kiss(t).UserNetwork("pasta", "-t", fmt.Sprintf("%d:8080", hostPort)).Walltime(10*time.Second).
+	cmd := kiss(t).UserNetwork("pasta").Publish(fmt.Sprintf("127.0.0.1:%d:8080", hostPort)).Walltime(10*time.Second).
 		Command("/usr/bin/python3", "-c", server)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -235,6 +235,9 @@ func TestPastaConfigErrors(t *testing.T) {
 		want string
 	}{
 		{New().UserNetwork("vde"), "network vde: want pasta or slirp4netns"},
+		{New().Publish("8080:80"), "publish 8080:80: needs --network pasta (there is no user-mode network)"},
+		{New().UserNetwork("slirp4netns").Publish("8080:80"), "publish 8080:80: needs --network pasta (slirp4netns forwards ports through its API socket"},
+		{New().UserNetwork("pasta").Publish("8080"), "publish 8080: \"8080\": want [HOSTIP:]HOSTPORT:SANDBOXPORT"},
 		{New().ShareNet(true).UserNetwork("pasta"), "network pasta: needs a network namespace of the sandbox's own"},
 	} {
 		err := tc.c.Command("/bin/true").Run()

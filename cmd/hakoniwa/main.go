@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/hakoniwa-go/hakoniwa"
+	"github.com/hakoniwa-go/hakoniwa/internal/usernet"
 	"github.com/hakoniwa-go/hakoniwa/policy"
 	"github.com/hakoniwa-go/hakoniwa/profiles"
 	"github.com/hakoniwa-go/hakoniwa/seccomp"
@@ -129,6 +130,7 @@ type runOptions struct {
 	unshareAll, unshareNet, unshareUTS, unshareIPC bool
 	unshareCgroup                                  bool
 	network                                        string
+	publish                                        []string
 	hostname                                       string
 	hostnameSet, uidSet, gidSet, cgroupParentSet   bool
 	uid, gid                                       string
@@ -230,6 +232,7 @@ Exit status: the command's own code, 128+N when it was killed by signal N,
 
 	f.BoolVar(&o.shareNet, "share-net", false, "keep the host's network namespace")
 	f.StringVar(&o.network, "network", "", "`MODE`: none (the default: a new namespace, lo down), loopback (lo up), host (same as --share-net), pasta[:OPTIONS] or slirp4netns[:OPTIONS] (user-mode networking by that helper, with its comma-separated OPTIONS; no port forwarding and no host loopback unless asked)")
+	f.StringArrayVarP(&o.publish, "publish", "p", nil, "forward the host's port to the sandbox's, with --network pasta: `[HOSTIP:]HOSTPORT:SANDBOXPORT[/tcp|/udp]` (repeatable)")
 	cmd.RegisterFlagCompletionFunc("network", cobra.FixedCompletions([]string{"none", "loopback", "host", "pasta", "slirp4netns"}, cobra.ShellCompDirectiveNoFileComp))
 	f.BoolVar(&o.shareUTS, "share-uts", false, "keep the host's uts namespace")
 	f.BoolVar(&o.shareIPC, "share-ipc", false, "keep the host's ipc namespace")
@@ -371,6 +374,15 @@ func (o *runOptions) container(pol *policy.Policy, log *slog.Logger) (*hakoniwa.
 		c.ShareNet(false).UserNetwork(mode, options...)
 	default:
 		return nil, usageError{fmt.Errorf("--network %q: want none, loopback, host, pasta[:OPTIONS] or slirp4netns[:OPTIONS]", o.network)}
+	}
+	for _, spec := range o.publish {
+		if _, err := usernet.ParsePort(spec); err != nil {
+			return nil, usageError{fmt.Errorf("--publish %v", err)}
+		}
+		if mode != "pasta" {
+			return nil, usageError{fmt.Errorf("--publish %s needs --network pasta", spec)}
+		}
+		c.Publish(spec)
 	}
 	for _, conflict := range []struct {
 		share, unshare bool

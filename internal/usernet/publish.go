@@ -1,0 +1,88 @@
+package usernet
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+)
+
+// Port is a port of the host forwarded to one of the sandbox's.
+type Port struct {
+	HostIP      string // "" for every address of the host
+	HostPort    uint16
+	SandboxPort uint16
+	Proto       string // "tcp" or "udp"
+}
+
+// ParsePort parses [HOSTIP:]HOSTPORT:SANDBOXPORT[/tcp|/udp], an IPv6
+// HOSTIP in brackets ([::1]:8080:80).
+func ParsePort(s string) (Port, error) {
+	p := Port{Proto: "tcp"}
+	rest := s
+	if i := strings.LastIndexByte(rest, '/'); i >= 0 {
+		p.Proto, rest = rest[i+1:], rest[:i]
+		if p.Proto != "tcp" && p.Proto != "udp" {
+			return p, fmt.Errorf("%q: want the protocol tcp or udp, not %q", s, p.Proto)
+		}
+	}
+	if strings.HasPrefix(rest, "[") {
+		end := strings.Index(rest, "]:")
+		if end < 0 {
+			return p, fmt.Errorf("%q: want [IPV6]:HOSTPORT:SANDBOXPORT", s)
+		}
+		p.HostIP, rest = rest[1:end], rest[end+2:]
+	}
+	parts := strings.Split(rest, ":")
+	if len(parts) == 3 && p.HostIP == "" {
+		p.HostIP, parts = parts[0], parts[1:]
+	}
+	if len(parts) != 2 {
+		return p, fmt.Errorf("%q: want [HOSTIP:]HOSTPORT:SANDBOXPORT[/tcp|/udp]", s)
+	}
+	if p.HostIP != "" && net.ParseIP(p.HostIP) == nil {
+		return p, fmt.Errorf("%q: %q is not an IP address", s, p.HostIP)
+	}
+	for i, dst := range []*uint16{&p.HostPort, &p.SandboxPort} {
+		n, err := strconv.ParseUint(parts[i], 10, 16)
+		if err != nil || n == 0 {
+			return p, fmt.Errorf("%q: want a port from 1 to 65535, not %q", s, parts[i])
+		}
+		*dst = uint16(n)
+	}
+	return p, nil
+}
+
+func (p Port) String() string {
+	host := p.HostIP
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if host != "" {
+		host += ":"
+	}
+	return fmt.Sprintf("%s%d:%d/%s", host, p.HostPort, p.SandboxPort, p.Proto)
+}
+
+// pastaArgs are pasta's options that forward p: -t or -u, with the host
+// address before a slash.
+func (p Port) pastaArgs() []string {
+	flag := "-t"
+	if p.Proto == "udp" {
+		flag = "-u"
+	}
+	spec := fmt.Sprintf("%d:%d", p.HostPort, p.SandboxPort)
+	if p.HostIP != "" {
+		spec = p.HostIP + "/" + spec
+	}
+	return []string{flag, spec}
+}
+
+// PastaOptions are pasta's options that forward ports.
+func PastaOptions(ports []Port) []string {
+	var opts []string
+	for _, p := range ports {
+		opts = append(opts, p.pastaArgs()...)
+	}
+	return opts
+}

@@ -1,0 +1,63 @@
+package usernet
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestParsePort(t *testing.T) {
+	for _, tc := range []struct {
+		in    string
+		want  Port
+		pasta []string
+		err   string
+	}{
+		{in: "8080:80", want: Port{"", 8080, 80, "tcp"}, pasta: []string{"-t", "8080:80"}},
+		{in: "127.0.0.1:8080:80", want: Port{"127.0.0.1", 8080, 80, "tcp"}, pasta: []string{"-t", "127.0.0.1/8080:80"}},
+		{in: "53:5353/udp", want: Port{"", 53, 5353, "udp"}, pasta: []string{"-u", "53:5353"}},
+		{in: "[::1]:8443:443/tcp", want: Port{"::1", 8443, 443, "tcp"}, pasta: []string{"-t", "::1/8443:443"}},
+		{in: "80", err: "want [HOSTIP:]HOSTPORT:SANDBOXPORT"},
+		{in: "1:2:3:4", err: "want [HOSTIP:]HOSTPORT:SANDBOXPORT"},
+		{in: "8080:80/sctp", err: "want the protocol tcp or udp"},
+		{in: "0:80", err: "want a port from 1 to 65535"},
+		{in: "8080:70000", err: "want a port from 1 to 65535"},
+		{in: "host:8080:80", err: `"host" is not an IP address`},
+		{in: "[::1:8080:80", err: "want [IPV6]:HOSTPORT:SANDBOXPORT"},
+	} {
+		got, err := ParsePort(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: err %v, want %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want || !slices.Equal(got.pastaArgs(), tc.pasta) {
+			t.Errorf("%q: %+v %q %v, want %+v %q", tc.in, got, got.pastaArgs(), err, tc.want, tc.pasta)
+		}
+		if again, err := ParsePort(got.String()); err != nil || again != got {
+			t.Errorf("%q: String %q does not parse back: %+v %v", tc.in, got.String(), again, err)
+		}
+	}
+}
+
+func TestHasOption(t *testing.T) {
+	for _, tc := range []struct {
+		opts        []string
+		short, long string
+		want        bool
+	}{
+		{[]string{"-t", "80"}, "-t", "--tcp-ports", true},
+		{[]string{"-t80"}, "-t", "--tcp-ports", true},
+		{[]string{"--tcp-ports=80"}, "-t", "--tcp-ports", true},
+		{[]string{"--tcp-ports", "80"}, "-t", "--tcp-ports", true},
+		{[]string{"-T", "80"}, "-t", "--tcp-ports", false},
+		{[]string{"--tcp-ns", "80"}, "-t", "--tcp-ports", false},
+		{[]string{"--no-map-gw"}, "--no-map-gw", "", true},
+		{nil, "-u", "--udp-ports", false},
+	} {
+		if got := hasOption(tc.opts, tc.short, tc.long); got != tc.want {
+			t.Errorf("hasOption(%q, %s) = %v", tc.opts, tc.short, got)
+		}
+	}
+}
