@@ -455,6 +455,7 @@ func TestCgroupStaleSweep(t *testing.T) {
 	other := filepath.Join(top, "not-a-run")
 	systemd := filepath.Join(top, "run-u1.service") // systemd's transient units are named so
 	for _, d := range []string{stale, live, other, systemd} {
+		os.Remove(d) // left by a test run that was killed
 		if err := os.Mkdir(d, 0o755); err != nil {
 			t.Fatal(err)
 		}

@@ -301,16 +301,38 @@ func hostAddress() func() {
 }
 
 // openTun makes /dev/net/tun usable by every user, as udev's default rule
-// does on common distributions (some VMs leave it 0600), so that pasta can
-// run for the unprivileged pass; it returns what restores the mode.
+// does on common distributions (some VMs leave it 0600), so that pasta and
+// slirp4netns can run for the unprivileged pass; it returns what restores
+// the mode. The test binaries of several packages run at once, and tests
+// start test binaries of their own: each holds a shared lock on the lock
+// file while it runs, the first to change the mode writes the old one
+// there, and the last to finish (the only one that can then take the lock
+// exclusively) restores it. Two that start together may both change the
+// mode, from the same old one.
 func openTun() func() {
 	const tun = "/dev/net/tun"
-	st, err := os.Stat(tun)
-	if err != nil || st.Mode().Perm()&0o666 == 0o666 {
+	lockPath := filepath.Join(os.TempDir(), "hakoniwa-test-tun.lock")
+	f, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
 		return func() {}
 	}
-	if os.Chmod(tun, st.Mode().Perm()|0o666) != nil {
-		return func() {}
+	syscall.Flock(int(f.Fd()), syscall.LOCK_SH)
+	old, _ := io.ReadAll(f)
+	if st, err := os.Stat(tun); err == nil && len(old) == 0 && st.Mode().Perm()&0o666 != 0o666 {
+		if os.Chmod(tun, st.Mode().Perm()|0o666) == nil {
+			f.WriteAt([]byte(strconv.FormatUint(uint64(st.Mode().Perm()), 8)), 0)
+		}
 	}
-	return func() { os.Chmod(tun, st.Mode().Perm()) }
+	return func() {
+		defer f.Close()
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+			return // another package's tests still run
+		}
+		b := make([]byte, 16)
+		n, _ := f.ReadAt(b, 0)
+		if mode, err := strconv.ParseUint(strings.TrimSpace(string(b[:n])), 8, 32); err == nil {
+			os.Chmod(tun, os.FileMode(mode))
+		}
+		os.Remove(lockPath)
+	}
 }

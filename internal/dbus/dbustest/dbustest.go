@@ -11,6 +11,7 @@ package dbustest
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -66,12 +67,15 @@ func StartBus(t testing.TB) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	// The socket exists once bound, which may be before the daemon
+	// listens: wait until it answers.
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if _, err := os.Stat(sock); err == nil {
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
 			return sock
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("dbus-daemon made no socket in 5s")
+			t.Fatal("dbus-daemon did not listen on its socket within 5s")
 		}
 	}
 }
