@@ -217,6 +217,12 @@ func (cmd *Cmd) Start() error {
 	proc, err := nsexec.Start(p, fds)
 	join.closeGo()
 	cmd.net.closeGo()
+	var early *nsexec.StepError
+	if cmd.netErr != nil && errors.As(err, &early) && early.Kind != nsexec.OpWaitGo {
+		// The child failed before it waited for its network, so the
+		// helper found no process: the child's own error is the one.
+		cmd.netErr = nil
+	}
 	if cmd.netErr != nil && cmd.attachErr == nil {
 		if err == nil {
 			proc.Signal(unix.SIGKILL)

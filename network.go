@@ -95,6 +95,9 @@ func (c *Container) addNetSteps(b *nsexec.Builder, j *netJoin) error {
 	if c.shareNet {
 		return configErr("network "+n.mode, "needs a network namespace of the sandbox's own, but the host's is shared")
 	}
+	if err := usernet.CheckOptions(n.mode, n.options); err != nil {
+		return configErr("network "+n.mode, "%v", err)
+	}
 	if j == nil {
 		j = &netJoin{goAhead: noGoAhead} // for Plan
 	}
@@ -112,6 +115,15 @@ func (cmd *Cmd) netHook(j *netJoin, next func(pid, pidfd int)) func(pid, pidfd i
 	n := cmd.c.usernet
 	ports, _ := cmd.c.ports() // checked by compile
 	return func(pid, pidfd int) {
+		if cmd.attachErr != nil {
+			// The child was killed for it: nothing to start the
+			// network on.
+			j.goAhead.close()
+			if next != nil {
+				next(pid, pidfd)
+			}
+			return
+		}
 		var h *usernet.Helper
 		var err error
 		if n.mode == "slirp4netns" {

@@ -357,7 +357,7 @@ func (o *runOptions) container(pol *policy.Policy, log *slog.Logger) (*hakoniwa.
 		if o.shareNet {
 			return nil, usageError{fmt.Errorf("--network %s conflicts with --share-net", o.network)}
 		}
-		c.ShareNet(false).Loopback(o.network == "loopback")
+		c.ShareNet(false).Loopback(mode == "loopback").UserNetwork("")
 	case "host":
 		if o.unshareNet || o.unshareAll {
 			return nil, usageError{errors.New("--network host conflicts with --unshare-network and --unshare-all")}
@@ -368,10 +368,13 @@ func (o *runOptions) container(pol *policy.Policy, log *slog.Logger) (*hakoniwa.
 			return nil, usageError{fmt.Errorf("--network %s conflicts with --share-net", mode)}
 		}
 		var options []string
-		if opts != "" {
+		if opts != "" || hasOpts {
 			options = strings.Split(opts, ",")
 		}
-		c.ShareNet(false).UserNetwork(mode, options...)
+		if err := usernet.CheckOptions(mode, options); err != nil {
+			return nil, usageError{err}
+		}
+		c.ShareNet(false).Loopback(false).UserNetwork(mode, options...)
 	default:
 		return nil, usageError{fmt.Errorf("--network %q: want none, loopback, host, pasta[:OPTIONS] or slirp4netns[:OPTIONS]", o.network)}
 	}
@@ -379,10 +382,10 @@ func (o *runOptions) container(pol *policy.Policy, log *slog.Logger) (*hakoniwa.
 		if _, err := usernet.ParsePort(spec); err != nil {
 			return nil, usageError{fmt.Errorf("--publish %v", err)}
 		}
-		if mode != "pasta" {
+		if mode != "" && mode != "pasta" {
 			return nil, usageError{fmt.Errorf("--publish %s needs --network pasta", spec)}
 		}
-		c.Publish(spec)
+		c.Publish(spec) // with the policy's network, checked when the run starts
 	}
 	for _, conflict := range []struct {
 		share, unshare bool
@@ -417,6 +420,9 @@ func (o *runOptions) container(pol *policy.Policy, log *slog.Logger) (*hakoniwa.
 		case ns.unshare || o.unshareAll:
 			ns.set(false)
 		}
+	}
+	if o.shareNet {
+		c.UserNetwork("") // the host's network, not the policy's pasta
 	}
 	if o.hostnameSet {
 		if o.hostname == "" || len(o.hostname) > 64 {

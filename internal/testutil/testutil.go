@@ -333,6 +333,8 @@ func openTun() func() {
 		if mode, err := strconv.ParseUint(strings.TrimSpace(string(b[:n])), 8, 32); err == nil {
 			os.Chmod(tun, os.FileMode(mode))
 		}
-		os.Remove(lockPath)
+		// Emptied, not removed: a binary that opened it meanwhile must
+		// lock the same file.
+		f.Truncate(0)
 	}
 }

@@ -61,3 +61,29 @@ func TestHasOption(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckOptions(t *testing.T) {
+	for _, tc := range []struct {
+		helper string
+		opts   []string
+		err    string
+	}{
+		{"pasta", []string{"-t", "8080:80", "--no-map-gw", "-t80", "--mtu=1500", "-D", "10.0.0.1"}, ""},
+		{"pasta", []string{"--", "/bin/touch", "/tmp/x"}, `"--" is not an option`},
+		{"pasta", []string{"/bin/sh"}, `"/bin/sh" is not an option`},
+		{"pasta", []string{"-t", "80", "443"}, `"443" is not an option`},
+		{"pasta", []string{""}, `"" is not an option`},
+		{"pasta", []string{"--log-file", "/etc/x"}, "--log-file is set by hakoniwa, or reaches outside"},
+		{"pasta", []string{"-P", "/tmp/p"}, "-P is set by hakoniwa"},
+		{"pasta", []string{"--runas=0"}, "--runas is set by hakoniwa"},
+		{"pasta", []string{"-t"}, "-t needs a value"},
+		{"slirp4netns", []string{"--mtu=1500", "--cidr", "10.1.0.0/24"}, ""},
+		{"slirp4netns", []string{"--api-socket", "/tmp/s"}, "--api-socket is set by hakoniwa"},
+		{"slirp4netns", []string{"--exit-fd=9"}, "--exit-fd is set by hakoniwa"},
+	} {
+		err := CheckOptions(tc.helper, tc.opts)
+		if (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("%s %q: %v, want %q", tc.helper, tc.opts, err, tc.err)
+		}
+	}
+}

@@ -48,6 +48,9 @@ func Pasta(pid, uid, gid int, options []string) (*Helper, error) {
 	if err != nil {
 		return nil, errors.New("pasta is not installed (Debian and Ubuntu: apt-get install passt; Fedora: dnf install passt)")
 	}
+	if err := CheckOptions("pasta", options); err != nil {
+		return nil, err
+	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -109,7 +112,17 @@ func Slirp4netns(pid int, options []string) (*Helper, error) {
 		readyW.Close()
 		return nil, err
 	}
-	args := []string{"--configure", "--mtu=65520", "--disable-host-loopback", "--ready-fd=3", "--exit-fd=4"}
+	if err := CheckOptions("slirp4netns", options); err != nil {
+		return nil, err
+	}
+	// A seccomp filter of its own, and for root its own sandbox (a mount
+	// namespace, dropped capabilities), which another user cannot make
+	// from the host's user namespace: it parses the sandbox's traffic.
+	args := []string{"--configure", "--mtu=65520", "--disable-host-loopback", "--enable-seccomp"}
+	if os.Geteuid() == 0 {
+		args = append(args, "--enable-sandbox")
+	}
+	args = append(args, "--ready-fd=3", "--exit-fd=4")
 	args = append(append(args, options...), strconv.Itoa(pid), "tap0")
 	h := &Helper{Cmdline: append([]string{path}, args...), out: &bytes.Buffer{}, exitW: exitW}
 	h.cmd = exec.Command(path, args...)
@@ -226,5 +239,61 @@ func (h *Helper) Close() error {
 	h.cmd.Wait()
 	t.Stop()
 	h.cmd = nil
+	return nil
+}
+
+// The options of each helper that take a value, and those hakoniwa sets
+// itself or that would reach outside the sandbox's network (files written
+// on the host as the helper's user, other namespaces, other fds).
+var helperOptions = map[string]struct{ value, refused map[string]bool }{
+	"pasta": {
+		value: set("-l", "--log-file", "--log-size", "--runas", "-I", "--ns-ifname", "-F", "--fd", "-p", "--pcap",
+			"-P", "--pid", "-m", "--mtu", "-a", "--address", "-n", "--netmask", "-M", "--mac-addr", "-g", "--gateway",
+			"-i", "--interface", "-o", "--outbound", "--outbound-if4", "--outbound-if6", "-D", "--dns", "-S", "--search",
+			"--dns-forward", "-t", "--tcp-ports", "-u", "--udp-ports", "-T", "--tcp-ns", "-U", "--udp-ns",
+			"--userns", "--netns", "--ns-mac-addr"),
+		refused: set("-l", "--log-file", "--runas", "-F", "--fd", "-p", "--pcap", "-P", "--pid",
+			"--userns", "--netns", "--netns-only", "--no-netns-quit"),
+	},
+	"slirp4netns": {
+		value: set("-e", "--exit-fd", "-r", "--ready-fd", "-m", "--mtu", "--cidr", "-a", "--api-socket",
+			"--userns-path", "--netns-type", "--outbound-addr", "--outbound-addr6", "--macaddress", "--target-type"),
+		refused: set("-e", "--exit-fd", "-r", "--ready-fd", "-a", "--api-socket", "--userns-path", "--netns-type",
+			"--target-type"),
+	},
+}
+
+func set(s ...string) map[string]bool {
+	m := map[string]bool{}
+	for _, x := range s {
+		m[x] = true
+	}
+	return m
+}
+
+// CheckOptions checks the options given for helper: flags, each value
+// after the flag that takes it, and none of the flags hakoniwa sets or
+// that reach outside the network. A word that is not a flag's value would
+// be taken for a command to run on the host.
+func CheckOptions(helper string, options []string) error {
+	known := helperOptions[helper]
+	for i := 0; i < len(options); i++ {
+		o := options[i]
+		name, _, joined := strings.Cut(o, "=")
+		if len(name) > 2 && name[1] != '-' {
+			name, joined = name[:2], true // -t80
+		}
+		switch {
+		case o == "" || o == "--" || !strings.HasPrefix(o, "-"):
+			return fmt.Errorf("--network %s: %q is not an option of %s (options are flags, each with its value after it; a word would be taken for a command to run on the host)", helper, o, helper)
+		case known.refused[name]:
+			return fmt.Errorf("--network %s: %s is set by hakoniwa, or reaches outside the sandbox's network, and cannot be given", helper, name)
+		case known.value[name] && !joined:
+			i++ // its value
+			if i == len(options) {
+				return fmt.Errorf("--network %s: %s needs a value", helper, name)
+			}
+		}
+	}
 	return nil
 }
