@@ -26,7 +26,8 @@ func ParsePort(s string) (Port, error) {
 			return p, fmt.Errorf("%q: want the protocol tcp or udp, not %q", s, p.Proto)
 		}
 	}
-	if strings.HasPrefix(rest, "[") {
+	bracketed := strings.HasPrefix(rest, "[")
+	if bracketed {
 		end := strings.Index(rest, "]:")
 		if end < 0 {
 			return p, fmt.Errorf("%q: want [IPV6]:HOSTPORT:SANDBOXPORT", s)
@@ -34,14 +35,21 @@ func ParsePort(s string) (Port, error) {
 		p.HostIP, rest = rest[1:end], rest[end+2:]
 	}
 	parts := strings.Split(rest, ":")
-	if len(parts) == 3 && p.HostIP == "" {
-		p.HostIP, parts = parts[0], parts[1:]
+	hasIP := bracketed
+	if len(parts) == 3 && !bracketed {
+		p.HostIP, parts, hasIP = parts[0], parts[1:], true
 	}
 	if len(parts) != 2 {
 		return p, fmt.Errorf("%q: want [HOSTIP:]HOSTPORT:SANDBOXPORT[/tcp|/udp]", s)
 	}
-	if p.HostIP != "" && net.ParseIP(p.HostIP) == nil {
-		return p, fmt.Errorf("%q: %q is not an IP address", s, p.HostIP)
+	if hasIP {
+		ip := net.ParseIP(p.HostIP)
+		switch {
+		case ip == nil:
+			return p, fmt.Errorf("%q: %q is not an IP address", s, p.HostIP)
+		case bracketed != (ip.To4() == nil):
+			return p, fmt.Errorf("%q: write an IPv6 address in brackets, and an IPv4 one without", s)
+		}
 	}
 	for i, dst := range []*uint16{&p.HostPort, &p.SandboxPort} {
 		n, err := strconv.ParseUint(parts[i], 10, 16)

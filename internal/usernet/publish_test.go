@@ -24,6 +24,9 @@ func TestParsePort(t *testing.T) {
 		{in: "8080:70000", err: "want a port from 1 to 65535"},
 		{in: "host:8080:80", err: `"host" is not an IP address`},
 		{in: "[::1:8080:80", err: "want [IPV6]:HOSTPORT:SANDBOXPORT"},
+		{in: "[]:8080:80", err: `"" is not an IP address`},
+		{in: ":8080:80", err: `"" is not an IP address`},
+		{in: "[1.2.3.4]:80:80", err: "write an IPv6 address in brackets, and an IPv4 one without"},
 	} {
 		got, err := ParsePort(tc.in)
 		if tc.err != "" {

@@ -69,7 +69,8 @@ func Pasta(pid, uid, gid int, options []string) (*Helper, error) {
 	args = append(append(args, options...), strconv.Itoa(pid))
 	h := &Helper{Cmdline: append([]string{path}, args...), out: &bytes.Buffer{}}
 	h.cmd = exec.Command(path, args...)
-	h.cmd.Stdout, h.cmd.Stderr = h.out, h.out
+	h.cmd.Stdout, h.cmd.Stderr = capped{h.out}, capped{h.out}
+	h.cmd.WaitDelay = time.Second
 	h.cmd.ExtraFiles = []*os.File{pw}
 	h.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	err = startOnLauncher(h.cmd)
@@ -126,7 +127,8 @@ func Slirp4netns(pid int, options []string) (*Helper, error) {
 	args = append(append(args, options...), strconv.Itoa(pid), "tap0")
 	h := &Helper{Cmdline: append([]string{path}, args...), out: &bytes.Buffer{}, exitW: exitW}
 	h.cmd = exec.Command(path, args...)
-	h.cmd.Stdout, h.cmd.Stderr = h.out, h.out
+	h.cmd.Stdout, h.cmd.Stderr = capped{h.out}, capped{h.out}
+	h.cmd.WaitDelay = time.Second
 	h.cmd.ExtraFiles = []*os.File{readyW, exitR}
 	h.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	err = startOnLauncher(h.cmd)
@@ -191,9 +193,31 @@ func hasOption(options []string, short, long string) bool {
 	})
 }
 
-// quote is pasta's output for an error: its first lines, without the
-// complaints that it could not reach the system logger.
+// maxOutput bounds what is kept of a helper's output, which runs as long as
+// the sandbox does.
+const maxOutput = 64 << 10
+
+// capped keeps the first maxOutput bytes written to a buffer, and drops the
+// rest.
+type capped struct{ b *bytes.Buffer }
+
+func (c capped) Write(p []byte) (int, error) {
+	if room := maxOutput - c.b.Len(); room > 0 {
+		c.b.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+// quote is a helper's output for an error: its first lines, without the
+// complaints that it could not reach the system logger, and without
+// control characters.
 func quote(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < ' ' && r != '\n' || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
 	var lines []string
 	for _, l := range strings.Split(s, "\n") {
 		l = strings.TrimSpace(l)
