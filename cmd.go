@@ -217,27 +217,25 @@ func (cmd *Cmd) Start() error {
 	proc, err := nsexec.Start(p, fds)
 	join.closeGo()
 	cmd.net.closeGo()
+	// A task of the Started hooks that failed: the child was killed
+	// while it waited, which its error pipe tells as end of file, like an
+	// execve. A child that failed before it waited for its network left
+	// the helper no process: then its own error is the one.
+	var hookStep string
+	var hookErr error
 	var early *nsexec.StepError
-	if cmd.netErr != nil && errors.As(err, &early) && early.Kind != nsexec.OpWaitGo {
-		// The child failed before it waited for its network, so the
-		// helper found no process: the child's own error is the one.
-		cmd.netErr = nil
+	switch {
+	case cmd.attachErr != nil:
+		hookStep, hookErr = "move the sandbox into its cgroup", cmd.attachErr
+	case cmd.netErr != nil && !(errors.As(err, &early) && early.Kind != nsexec.OpWaitGo):
+		hookStep, hookErr = "set up the network with "+cmd.c.usernet.mode, cmd.netErr
 	}
-	if cmd.netErr != nil && cmd.attachErr == nil {
+	if hookErr != nil {
 		if err == nil {
 			proc.Signal(unix.SIGKILL)
 			proc.Wait()
 		}
-		err = cmd.netErr
-	}
-	if cmd.attachErr != nil {
-		// The child was killed while it waited, which its error pipe
-		// tells as end of file, like an execve.
-		if err == nil {
-			proc.Signal(unix.SIGKILL)
-			proc.Wait()
-		}
-		err = cmd.attachErr
+		err = hookErr
 	}
 	for _, c := range closeNow {
 		c.Close()
@@ -250,13 +248,9 @@ func (cmd *Cmd) Start() error {
 		cmd.learn.startDone() // the clone failed, or the child before its execve
 		cmd.learn = nil
 	}
-	if cmd.attachErr != nil {
+	if hookErr != nil {
 		cmd.pending = nil
-		return cmd.fail(&SetupError{Step: "move the sandbox into its cgroup", Err: cmd.attachErr, ExitCode: 125})
-	}
-	if cmd.netErr != nil {
-		cmd.pending = nil
-		return cmd.fail(&SetupError{Step: "set up the network with " + cmd.c.usernet.mode, Err: cmd.netErr, ExitCode: 125})
+		return cmd.fail(&SetupError{Step: hookStep, Err: hookErr, ExitCode: 125})
 	}
 	if err != nil {
 		var se *nsexec.StepError

@@ -155,7 +155,6 @@ type JoinFile struct {
 type Group struct {
 	d       driver
 	version int
-	limits  Limits
 	closed  bool
 }
 
@@ -245,7 +244,7 @@ func newGroup(h *host, cfg Config) (*Group, error) {
 		return nil, err
 	}
 	log("cgroup: made " + d.path())
-	return &Group{d: d, version: version, limits: cfg.Limits}, nil
+	return &Group{d: d, version: version}, nil
 }
 
 // unprivilegedHelp is what an unprivileged user can do to get a cgroup.

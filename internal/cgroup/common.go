@@ -107,7 +107,8 @@ func sweep(fs fsys, parent string, kill func(dir string) error, log func(string)
 			continue
 		}
 		if unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) == nil {
-			if err := kill(dir); err == nil {
+			err := kill(dir)
+			if err == nil {
 				err = removeTree(fs, dir)
 			}
 			if err != nil {

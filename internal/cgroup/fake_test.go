@@ -64,9 +64,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ghostPid is a pid no process can have: above PID_MAX_LIMIT (4194304).
-const ghostPid = 5_000_001
-
 type fakeFS struct {
 	t      testing.TB
 	base   string  // the temporary directory the tree is in
@@ -569,16 +566,6 @@ func (f *fakeFS) resetOps() { f.ops = nil }
 
 // index is the position of op in the log, or -1.
 func (f *fakeFS) index(op string) int { return slices.Index(f.ops, op) }
-
-// runDir is the only run-* cgroup in dir, or fails the test.
-func (f *fakeFS) runDir(dir string) string {
-	f.t.Helper()
-	runs := f.runDirs(dir)
-	if len(runs) != 1 {
-		f.t.Fatalf("runs in %s: %q, want one", dir, runs)
-	}
-	return path.Join(dir, runs[0])
-}
 
 // opsUnder are the logged operations on dir and below, in order.
 func (f *fakeFS) opsUnder(dir string) []string {

@@ -47,7 +47,7 @@ func TestScopeOverDBus(t *testing.T) {
 		if err := s.create(h.runName()); err != nil {
 			t.Fatal(err)
 		}
-		return &Group{d: s, version: 2, limits: cfg.Limits}, s
+		return &Group{d: s, version: 2}, s
 	}
 
 	g, s := newRun()

@@ -247,9 +247,6 @@ func tunHint(msg string) string {
 	return msg
 }
 
-// Pid is the helper's pid.
-func (h *Helper) Pid() int { return h.cmd.Process.Pid }
-
 // Close stops the helper, once the sandbox is gone, and waits for it.
 func (h *Helper) Close() error {
 	if h.cmd == nil {
