@@ -131,7 +131,7 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*nsexec.Program, err
 		gid[0] = *c.gid
 	}
 	writeIDMaps(b, nsexec.AtCWD, "/proc/self/", uid, gid)
-	if err := c.addNetSteps(b, cmd.net); err != nil {
+	if err := c.addNetSteps(b, cmd.net, log); err != nil {
 		return nil, err
 	}
 	// The host's /proc, kept open by fd to write the nested namespace's id
@@ -396,6 +396,16 @@ func (c *Container) entries(log *slog.Logger) ([]entry, error) {
 	if !c.noProc {
 		add(Mount{Kind: KindProc, Target: "/proc"})
 	}
+	servers, err := c.nameservers()
+	if err != nil {
+		return nil, err
+	}
+	if len(servers) > 0 {
+		// Before the caller's mounts: one of theirs at the same
+		// target wins. Optional: a bound /etc without the file is
+		// left alone.
+		add(Mount{Kind: KindFile, Target: "/etc/resolv.conf", Contents: resolvConf(servers), Optional: true})
+	}
 	for _, m := range c.mounts {
 		what := m.Kind.String() + " " + m.Target
 		if m.Kind == KindBind {
@@ -519,6 +529,7 @@ type layout struct {
 	root        int32
 	dirs        map[string]int32 // O_PATH fds of directories in the new root
 	placed      []entry          // mounts placed so far
+	staged      int              // files staged on the root for fileMount
 }
 
 func (l *layout) logMount(e entry) {
@@ -615,6 +626,12 @@ func (l *layout) build(entries []entry, rootRW bool) error {
 			}
 			b.Symlink(parent, e.Link, path.Base(e.Target), fmt.Sprintf("symlink %s -> %s", e.Target, e.Link))
 		case KindFile:
+			if o := l.owner(e.Target); !creatable(o) {
+				if err := l.fileMount(e, o); err != nil {
+					return err
+				}
+				break
+			}
 			parent, err := l.createIn(e)
 			if err != nil {
 				return err
@@ -811,6 +828,53 @@ func (l *layout) target(e entry) (int32, error) {
 		return l.b.Open(parent, name, unix.O_PATH|unix.O_DIRECTORY, 0, resolveInRoot, "open mount point "+e.Target), nil
 	}
 	return l.b.Open(parent, name, unix.O_RDONLY|unix.O_CREAT, 0o644, resolveInRoot, "create mount point "+e.Target), nil
+}
+
+// fileMount puts a file with e's contents over the file at e.Target,
+// which lies in a bind of the host (o) and must exist there: the contents
+// are written to a file on the root tmpfs, which is cloned as a mount of
+// its own, mounted read-only over the target, and unlinked from the root. A symlink at the target is covered, not followed: the new
+// root may not have what it points to (/etc/resolv.conf is often a link
+// into /run).
+func (l *layout) fileMount(e entry, o *entry) error {
+	what := "file " + e.Target
+	if o.Kind != KindBind {
+		return configErr(what, "lies inside the %s at %s; a file can only be created on the root, a tmpfs or a devfs, or put over a file of a bind", describeOwner(o), o.Target)
+	}
+	host := path.Join(o.Source, strings.TrimPrefix(e.Target, o.Target))
+	fi, err := os.Lstat(host)
+	if err != nil && e.Optional {
+		if l.log != nil {
+			l.log.Info(fmt.Sprintf("File: skipped %s, as %s does not exist in the bind of %s", e.Target, host, o.Source))
+		}
+		return nil
+	}
+	if err != nil {
+		return configErr(what, "lies in the bind of %s at %s, and %s does not exist: hakoniwa puts a file over an existing one there, and does not create files on the host", o.Source, o.Target, host)
+	}
+	if fi.IsDir() {
+		return configErr(what, "lies in the bind of %s at %s, and %s is a directory", o.Source, o.Target, host)
+	}
+	b := l.b
+	staged := fmt.Sprintf(".hakoniwa-file-%d", l.staged)
+	l.staged++
+	fd := b.Open(l.root, staged, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, 0o644, resolveInRoot, "stage the contents of "+e.Target+" on the root tmpfs as /"+staged)
+	b.Write(fd, e.Contents, fmt.Sprintf("write %d bytes to /%s", len(e.Contents), staged))
+	b.Close(fd)
+	tree := b.OpenTreeAt(l.root, staged, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC, "clone /"+staged+" as a mount of its own")
+	b.SetAttr(tree, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC, 0, false, "make it read-only, nosuid, nodev, noexec")
+	parent, err := l.dir(path.Dir(e.Target))
+	if err != nil {
+		return err
+	}
+	dst := b.Open(parent, path.Base(e.Target), unix.O_PATH|unix.O_NOFOLLOW, 0, resolveInRoot, "open mount point "+e.Target)
+	b.MoveMount(tree, dst, "", "mount the new contents over "+e.Target)
+	b.Close(dst)
+	b.Close(tree)
+	// The mount keeps the file; the root need not (the kernel will not
+	// mount an unlinked file, so this comes last).
+	b.Unlink(l.root, staged, 0, "remove /"+staged+" from the root")
+	return nil
 }
 
 // createIn returns the parent directory for a dir, symlink or file entry,

@@ -64,7 +64,7 @@ type Mount struct {
 	Source   string // host path of a bind
 	Target   string // absolute path inside the sandbox
 	RW       bool   // a writable bind
-	Optional bool   // a bind whose missing source is skipped
+	Optional bool   // a bind whose missing source is skipped; a file not put over a missing one
 	Options  string // tmpfs options, such as "size=64M,mode=1777"
 	Mode     uint32 // mode of a dir (0 means 0755)
 	Link     string // what a symlink points to
@@ -96,6 +96,7 @@ type Container struct {
 	loopback                                  bool
 	usernet                                   *userNet
 	publish                                   []string
+	dns, allowConnect                         []string
 
 	hostname    string
 	hostnameSet bool
@@ -136,6 +137,8 @@ func (c *Container) Clone() *Container {
 	n.mounts = append([]Mount(nil), c.mounts...)
 	n.env = append([]string(nil), c.env...)
 	n.publish = append([]string(nil), c.publish...)
+	n.dns = append([]string(nil), c.dns...)
+	n.allowConnect = append([]string(nil), c.allowConnect...)
 	n.rlimits = map[int]uint64{}
 	for k, v := range c.rlimits {
 		n.rlimits[k] = v

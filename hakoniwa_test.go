@@ -313,6 +313,41 @@ func TestEntries(t *testing.T) {
 	}
 }
 
+// TestFileOverBind puts files over files of a host bind: the sandbox sees
+// the new contents, read-only, even over a symlink that points nowhere in
+// the sandbox, and the host's files are unchanged.
+func TestFileOverBind(t *testing.T) {
+	host := t.TempDir()
+	if err := os.WriteFile(filepath.Join(host, "conf"), []byte("host's\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../run/elsewhere/conf", filepath.Join(host, "link")); err != nil {
+		t.Fatal(err)
+	}
+	before := mountinfo(t)
+	c := kiss(t).BindRW(host, "/h").File("/h/conf", []byte("sandbox's\n")).File("/h/link", []byte("through the link\n"))
+	got := sh(t, c, "cat /h/conf /h/link; echo x > /h/conf || echo refused; echo y > /h/new && echo rw bind; ls /")
+	want := "sandbox's\nthrough the link\nrefused\nrw bind\nbin\ndev\nh\nlib\nlib64\nproc\nusr\n"
+	if _, err := os.Stat("/lib64"); err != nil {
+		want = strings.Replace(want, "lib64\n", "", 1)
+	}
+	if got != want {
+		t.Errorf("got %q, want %q (the staged files must not stay in the root)", got, want)
+	}
+	if b, _ := os.ReadFile(filepath.Join(host, "conf")); string(b) != "host's\n" {
+		t.Errorf("the host's file became %q", b)
+	}
+	if l, _ := os.Readlink(filepath.Join(host, "link")); l != "../run/elsewhere/conf" {
+		t.Errorf("the host's symlink became %q", l)
+	}
+	if _, err := os.Stat(filepath.Join(host, "new")); err != nil {
+		t.Errorf("the rw bind did not work: %v", err)
+	}
+	if after := mountinfo(t); after != before {
+		t.Errorf("host mounts changed")
+	}
+}
+
 func mustRead(t *testing.T, name string) string {
 	b, err := os.ReadFile(name)
 	if err != nil {
@@ -667,7 +702,9 @@ func TestBadInput(t *testing.T) {
 		{"negative gid", func() *Container { return kiss(t).GID(-1) }, "gid -1: out of range"},
 		{"hostname too long", func() *Container { return kiss(t).Hostname(strings.Repeat("h", 65)) }, "must be 1-64 bytes"},
 		{"hostname with shared uts", func() *Container { return kiss(t).ShareUTS(true).Hostname("x") }, "host's is shared"},
-		{"file inside a bind", func() *Container { return kiss(t).File("/usr/x", nil) }, "lies inside the bind of /usr"},
+		{"file inside a bind", func() *Container { return kiss(t).File("/usr/x", nil) }, "file /usr/x: lies in the bind of /usr at /usr, and /usr/x does not exist"},
+		{"file over a directory of a bind", func() *Container { return kiss(t).File("/usr/lib", nil) }, "file /usr/lib: lies in the bind of /usr at /usr, and /usr/lib is a directory"},
+		{"file inside a proc", func() *Container { return kiss(t).File("/proc/x", nil) }, "file /proc/x: lies inside the proc at /proc"},
 		{"mount point missing in a bind", func() *Container { return kiss(t).Tmpfs("/usr/no-such-dir", "") }, "does not exist: hakoniwa does not create mount points on the host"},
 		{"replace root", func() *Container { return kiss(t).Tmpfs("/", "") }, "cannot replace the root"},
 		{"NUL in path", func() *Container { return kiss(t).Tmpfs("/a\x00b", "") }, "NUL"},

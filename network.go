@@ -1,12 +1,16 @@
 package hakoniwa
 
 import (
+	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strings"
 
+	"github.com/hakoniwa-go/hakoniwa/internal/egress"
 	"github.com/hakoniwa-go/hakoniwa/internal/nsexec"
 	"github.com/hakoniwa-go/hakoniwa/internal/usernet"
+	"golang.org/x/sys/unix"
 )
 
 // userNet is a user-mode network for the sandbox's namespace.
@@ -22,9 +26,12 @@ type userNet struct {
 // address to the host's loopback (podman's defaults); options such as
 // "-t", "8080:80" change that. slirp4netns runs with
 // --disable-host-loopback. Use "" to turn it off.
+//
+// Turning it off also drops the ports published and the egress allowlist,
+// which only it can serve.
 func (c *Container) UserNetwork(mode string, options ...string) *Container {
 	if mode == "" {
-		c.usernet = nil
+		c.usernet, c.publish, c.allowConnect = nil, nil, nil
 		return c
 	}
 	c.usernet = &userNet{mode: mode, options: append([]string(nil), options...)}
@@ -32,12 +39,105 @@ func (c *Container) UserNetwork(mode string, options ...string) *Container {
 }
 
 // Publish forwards a port of the host to one of the sandbox's, with the
-// user-mode network of pasta: "[HOSTIP:]HOSTPORT:SANDBOXPORT[/tcp|/udp]",
-// an IPv6 HOSTIP in brackets. A bad spec is an error when the command
-// starts.
+// user-mode network of pasta or slirp4netns (IPv4 only):
+// "[HOSTIP:]HOSTPORT:SANDBOXPORT[/tcp|/udp]", an IPv6 HOSTIP in brackets.
+// A bad spec is an error when the command starts.
 func (c *Container) Publish(spec string) *Container {
 	c.publish = append(c.publish, spec)
 	return c
+}
+
+// DNS adds name servers (IP addresses) for the sandbox's /etc/resolv.conf.
+// With a user-mode network and no DNS, /etc/resolv.conf lists the
+// helper's DNS forwarder (pasta's --dns-forward address, 169.254.1.1 by
+// default; slirp4netns's 10.0.2.3), which passes queries on to the host's
+// resolver. The file is put over the one of a bound /etc, or created where
+// the root has none; a mount of the caller's own at /etc/resolv.conf wins.
+// DNS with no servers drops those given before.
+func (c *Container) DNS(servers ...string) *Container {
+	if len(servers) == 0 {
+		c.dns = nil
+	}
+	c.dns = append(c.dns, servers...)
+	return c
+}
+
+// AllowConnect limits where the sandbox's user-mode network lets it send
+// to the destinations listed, each HOST_OR_CIDR[:PORTS]: an address, a
+// CIDR prefix or a host name (looked up when the command starts), and
+// optionally TCP and UDP ports or port ranges, comma-separated
+// ("192.0.2.0/24:80,443", "[2001:db8::1]:53", "example.com:8000-8100").
+// A connection anywhere else is refused at once (ECONNREFUSED). The
+// sandbox's own loopback, answers to connections made to it (published
+// ports), and its name servers on port 53 stay allowed. The rules are
+// nftables rules of the sandbox's network namespace, made before the
+// command runs in a user namespace that cannot change them.
+func (c *Container) AllowConnect(specs ...string) *Container {
+	c.allowConnect = append(c.allowConnect, specs...)
+	return c
+}
+
+// nameservers returns what the sandbox's /etc/resolv.conf should list, if
+// hakoniwa writes it.
+func (c *Container) nameservers() ([]netip.Addr, error) {
+	var out []netip.Addr
+	for _, s := range c.dns {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			return nil, configErr("dns "+s, "not an IP address")
+		}
+		out = append(out, a.Unmap())
+	}
+	if len(out) > 0 {
+		if !c.shareNet && c.usernet == nil {
+			how := "none"
+			if c.loopback {
+				how = "loopback"
+			}
+			return nil, configErr("dns "+c.dns[0], "the sandbox has no network to reach a name server with (--network %s)", how)
+		}
+		return out, nil
+	}
+	if c.usernet != nil && !c.shareNet {
+		if a, ok := usernet.DNSForwarder(c.usernet.mode, c.usernet.options); ok {
+			return []netip.Addr{a}, nil
+		}
+	}
+	return nil, nil
+}
+
+// resolvConf is the /etc/resolv.conf that lists servers.
+func resolvConf(servers []netip.Addr) []byte {
+	var b strings.Builder
+	b.WriteString("# Written by hakoniwa for this sandbox.\n")
+	for _, a := range servers {
+		fmt.Fprintf(&b, "nameserver %s\n", a)
+	}
+	return []byte(b.String())
+}
+
+// egressRules parses the allowlist, with the name servers allowed on
+// port 53.
+func (c *Container) egressRules() ([]egress.Rule, error) {
+	var rules []egress.Rule
+	for _, spec := range c.allowConnect {
+		r, err := egress.Parse(spec, egress.LookupHost)
+		if err != nil {
+			return nil, configErr("allow-connect "+spec, "%v", strings.TrimPrefix(err.Error(), fmt.Sprintf("%q: ", spec)))
+		}
+		rules = append(rules, r)
+	}
+	if len(rules) == 0 {
+		return nil, nil
+	}
+	servers, err := c.nameservers()
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range servers {
+		rules = append(rules, egress.Rule{Spec: "name server " + a.String(), Prefixes: []netip.Prefix{netip.PrefixFrom(a, a.BitLen())}, Ports: []egress.PortRange{{From: 53, To: 53}}})
+	}
+	return rules, nil
 }
 
 // ports parses the published ports.
@@ -48,12 +148,11 @@ func (c *Container) ports() ([]usernet.Port, error) {
 		if err != nil {
 			return nil, configErr("publish "+spec, "%v", err)
 		}
-		if c.usernet == nil || c.usernet.mode != "pasta" {
-			how := "there is no user-mode network"
-			if c.usernet != nil {
-				how = c.usernet.mode + " forwards ports through its API socket, which hakoniwa does not drive yet"
-			}
-			return nil, configErr("publish "+spec, "needs --network pasta (%s)", how)
+		if c.usernet == nil {
+			return nil, configErr("publish "+spec, "needs --network pasta or slirp4netns (there is no user-mode network)")
+		}
+		if c.usernet.mode == "slirp4netns" && strings.Contains(p.HostIP, ":") {
+			return nil, configErr("publish "+spec, "slirp4netns forwards IPv4 only: use pasta for an IPv6 host address")
 		}
 		ports = append(ports, p)
 	}
@@ -81,12 +180,15 @@ func (j *netJoin) closeGo() {
 
 // addNetSteps has the child, with its ids mapped, wait until the helper
 // has set up its network.
-func (c *Container) addNetSteps(b *nsexec.Builder, j *netJoin) error {
+func (c *Container) addNetSteps(b *nsexec.Builder, j *netJoin, log *slog.Logger) error {
 	if _, err := c.ports(); err != nil {
 		return err
 	}
 	n := c.usernet
 	if n == nil {
+		if len(c.allowConnect) > 0 {
+			return configErr("allow-connect "+c.allowConnect[0], "needs --network pasta or slirp4netns (with none or loopback nothing leaves the sandbox; with host it is the host's network, which hakoniwa does not filter)")
+		}
 		return nil
 	}
 	if n.mode != "pasta" && n.mode != "slirp4netns" {
@@ -105,6 +207,19 @@ func (c *Container) addNetSteps(b *nsexec.Builder, j *netJoin) error {
 	// so the child cannot hold it in a vfork.
 	b.P.ShareMemory = false
 	b.WaitGo(j.r, j.w, "wait for "+n.mode+" to set up the network")
+	rules, err := c.egressRules()
+	if err != nil || rules == nil {
+		return err
+	}
+	// Made by the namespace's owner, the first user namespace; the
+	// command runs in a nested one, which cannot change them.
+	b.Netlink(unix.NETLINK_NETFILTER, egress.Batch(rules), fmt.Sprintf("set up the egress allowlist (nftables table inet %s in the sandbox's network namespace)", egress.Table))
+	if log != nil {
+		for _, r := range rules {
+			log.Info("Network: allow connections to " + r.String())
+		}
+		log.Info("Network: refuse connections anywhere else")
+	}
 	return nil
 }
 
@@ -127,7 +242,7 @@ func (cmd *Cmd) netHook(j *netJoin, next func(pid, pidfd int)) func(pid, pidfd i
 		var h *usernet.Helper
 		var err error
 		if n.mode == "slirp4netns" {
-			h, err = usernet.Slirp4netns(pid, n.options)
+			h, err = usernet.Slirp4netns(pid, n.options, ports)
 		} else {
 			h, err = usernet.Pasta(pid, os.Geteuid(), os.Getegid(), append(n.options, usernet.PastaOptions(ports)...))
 		}

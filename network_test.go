@@ -167,17 +167,25 @@ for line in open("/proc/net/route").read().splitlines()[1:]:
 	}
 }
 
-// TestPastaPublish forwards a host port to a server in the sandbox, on the
-// host's loopback only.
-func TestPastaPublish(t *testing.T) {
-	havePasta(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hostPort := ln.Addr().(*net.TCPAddr).Port
-	ln.Close() // a free port, for pasta
-	server := `import socket
+// TestUserNetPublish forwards a host port to a server in the sandbox, on
+// the host's loopback only, with each helper (slirp4netns through its API
+// socket), and with an allowlist that does not list the client: answers
+// to a connection made to the sandbox are allowed.
+func TestUserNetPublish(t *testing.T) {
+	for _, tc := range []struct {
+		helper string
+		allow  []string
+	}{{"pasta", nil}, {"slirp4netns", nil}, {"pasta", []string{"192.0.2.1:9"}}, {"slirp4netns", []string{"192.0.2.1:9"}}} {
+		helper := tc.helper
+		t.Run(fmt.Sprintf("%s allow %q", helper, tc.allow), func(t *testing.T) {
+			haveHelper(t, helper)
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			hostPort := ln.Addr().(*net.TCPAddr).Port
+			ln.Close() // a free port, for the helper
+			server := `import socket
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("0.0.0.0", 8080))
@@ -186,32 +194,37 @@ c, _ = s.accept()
 c.sendall(b"hello from the sandbox\n")
 c.close()
 `
-	cmd := kiss(t).UserNetwork("pasta").Publish(fmt.Sprintf("127.0.0.1:%d:8080", hostPort)).Walltime(10*time.Second).
-		Command("/usr/bin/python3", "-c", server)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+			cmd := kiss(t).UserNetwork(helper).Publish(fmt.Sprintf("127.0.0.1:%d:8080", hostPort)).AllowConnect(tc.allow...).
+				Walltime(10*time.Second).Command("/usr/bin/python3", "-c", server)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			var got string
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", hostPort), time.Second)
+				if err != nil {
+					continue
+				}
+				got, _ = bufio.NewReader(c).ReadString('\n')
+				c.Close()
+				if got != "" {
+					break
+				}
+			}
+			if err := cmd.Wait(); err != nil {
+				t.Errorf("the sandbox's server: %v\n%s", err, stderr.String())
+			}
+			if strings.TrimSpace(got) != "hello from the sandbox" {
+				t.Errorf("the host got %q through the forwarded port", got)
+			}
+			checkNoHelper(t, cmd.Result.Pid)
+			if dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "hakoniwa-slirp4netns-*")); len(dirs) > 0 {
+				t.Errorf("API socket directories left: %q", dirs)
+			}
+		})
 	}
-	var got string
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", hostPort), time.Second)
-		if err != nil {
-			continue
-		}
-		got, _ = bufio.NewReader(c).ReadString('\n')
-		c.Close()
-		if got != "" {
-			break
-		}
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Errorf("the sandbox's server: %v\n%s", err, stderr.String())
-	}
-	if strings.TrimSpace(got) != "hello from the sandbox" {
-		t.Errorf("the host got %q through the forwarded port", got)
-	}
-	checkNoHelper(t, cmd.Result.Pid)
 }
 
 // TestUserNetFailure gives the helper an option it refuses: the run fails
@@ -249,8 +262,16 @@ func TestPastaConfigErrors(t *testing.T) {
 		want string
 	}{
 		{New().UserNetwork("vde"), "network vde: want pasta or slirp4netns"},
-		{New().Publish("8080:80"), "publish 8080:80: needs --network pasta (there is no user-mode network)"},
-		{New().UserNetwork("slirp4netns").Publish("8080:80"), "publish 8080:80: needs --network pasta (slirp4netns forwards ports through its API socket"},
+		{New().Publish("8080:80"), "publish 8080:80: needs --network pasta or slirp4netns (there is no user-mode network)"},
+		{New().UserNetwork("slirp4netns").Publish("[::1]:8080:80"), "publish [::1]:8080:80: slirp4netns forwards IPv4 only"},
+		{New().AllowConnect("192.0.2.1"), "allow-connect 192.0.2.1: needs --network pasta or slirp4netns"},
+		{New().ShareNet(true).AllowConnect("192.0.2.1"), "allow-connect 192.0.2.1: needs --network pasta or slirp4netns"},
+		{New().UserNetwork("pasta").AllowConnect("192.0.2.1/8"), "allow-connect 192.0.2.1/8: 192.0.2.1/8 has bits set past /8 (did you mean 192.0.0.0/8?)"},
+		{New().UserNetwork("pasta").AllowConnect("192.0.2.1:0"), `allow-connect 192.0.2.1:0: want a port from 1 to 65535, not "0"`},
+		{New().UserNetwork("pasta").AllowConnect("no-such-host.invalid"), "allow-connect no-such-host.invalid: look up no-such-host.invalid"},
+		{New().DNS("1.2.3.4"), "dns 1.2.3.4: the sandbox has no network to reach a name server with (--network none)"},
+		{New().Loopback(true).DNS("1.2.3.4"), "(--network loopback)"},
+		{New().ShareNet(true).DNS("example.com"), "dns example.com: not an IP address"},
 		{New().UserNetwork("pasta").Publish("8080"), "publish 8080: \"8080\": want [HOSTIP:]HOSTPORT:SANDBOXPORT"},
 		{New().ShareNet(true).UserNetwork("pasta"), "network pasta: needs a network namespace of the sandbox's own"},
 	} {
@@ -259,5 +280,228 @@ func TestPastaConfigErrors(t *testing.T) {
 		if !errors.As(err, &ce) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("err = %v, want %q", err, tc.want)
 		}
+	}
+}
+
+// pyProbe connects to HOST:PORT over TCP and then sends a datagram to
+// HOST:PORT+1 over UDP, and prints what each got back, or the error.
+const pyProbe = `import socket, sys, time
+host, port = sys.argv[1], int(sys.argv[2])
+start = time.monotonic()
+try:
+    s = socket.create_connection((host, port), 3)
+    print("tcp", s.recv(100).decode().strip())
+except Exception as e:
+    print("tcp error:", type(e).__name__)
+try:
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.settimeout(3)
+    u.connect((host, port + 1))
+    u.send(b"ping")
+    print("udp", u.recv(100).decode().strip())
+except Exception as e:
+    print("udp error:", type(e).__name__)
+print("slow" if time.monotonic() - start > 2 else "fast")
+`
+
+// hostServers starts a TCP server on a free port of addr and a UDP echo
+// server on the next port, and returns the TCP port.
+func hostServers(t *testing.T, addr, line string) int {
+	t.Helper()
+	for range 20 {
+		ln, err := net.Listen("tcp", addr+":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		pc, err := net.ListenPacket("udp", fmt.Sprintf("%s:%d", addr, port+1))
+		if err != nil {
+			ln.Close()
+			continue
+		}
+		t.Cleanup(func() { ln.Close(); pc.Close() })
+		go serve(ln, line)
+		go func() {
+			buf := make([]byte, 100)
+			for {
+				n, from, err := pc.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				pc.WriteTo([]byte(line+" "+string(buf[:n])), from)
+			}
+		}()
+		return port
+	}
+	t.Fatal("no free pair of ports")
+	return 0
+}
+
+// TestAllowConnect checks the egress allowlist with each helper: an
+// allowed destination works over TCP and UDP, and one off the list is
+// refused at once (ECONNREFUSED), not left to time out.
+func TestAllowConnect(t *testing.T) {
+	for _, helper := range helpers {
+		t.Run(helper, func(t *testing.T) {
+			addr := haveHelper(t, helper)
+			a := hostServers(t, addr, "server A")
+			b := hostServers(t, addr, "server B")
+			ports := func(p int) string { return fmt.Sprintf("%d,%d", p, p+1) }
+			for _, tc := range []struct {
+				allow        []string
+				wantA, wantB string
+			}{
+				{[]string{addr + ":" + ports(a)}, "tcp server A\nudp server A ping\nfast", "tcp error: ConnectionRefusedError\nudp error: PermissionError\nfast"},
+				{[]string{addr + "/32:" + ports(b)}, "tcp error: ConnectionRefusedError\nudp error: PermissionError\nfast", "tcp server B\nudp server B ping\nfast"},
+				{[]string{addr + ":" + strconv.Itoa(min(a, b)) + "-" + strconv.Itoa(max(a, b)+1)}, "tcp server A\nudp server A ping\nfast", "tcp server B\nudp server B ping\nfast"},
+				{[]string{"192.0.2.0/24", addr[:strings.LastIndexByte(addr, '.')] + ".0/24"}, "tcp server A\nudp server A ping\nfast", "tcp server B\nudp server B ping\nfast"},
+				{[]string{"192.0.2.0/24"}, "tcp error: ConnectionRefusedError\nudp error: PermissionError\nfast", "tcp error: ConnectionRefusedError\nudp error: PermissionError\nfast"},
+			} {
+				c := kiss(t).UserNetwork(helper).AllowConnect(tc.allow...)
+				for port, want := range map[int]string{a: tc.wantA, b: tc.wantB} {
+					out, r := pastaRun(t, c, pyProbe, addr, strconv.Itoa(port))
+					if out != want || r.Status != StatusOK {
+						t.Errorf("allow %q, to port %d: got\n%s\nwant\n%s", tc.allow, port, out, want)
+					}
+				}
+			}
+		})
+	}
+}
+
+// pyNftDelete tries to lift the allowlist from inside: it asks the
+// kernel, over nftables netlink, to delete hakoniwa's table, and then
+// opens a packet socket, which would send past the rules. It prints the
+// kernel's answers.
+const pyNftDelete = `import socket, struct, errno
+def msg(typ, flags, family, seq, attrs=b"", res=0):
+    body = struct.pack("BBH", family, 0, socket.htons(res)) + attrs
+    return struct.pack("=IHHII", 16 + len(body), typ, flags, seq, 0) + body
+name = b"hakoniwa\0"
+attr = struct.pack("=HH", 4 + len(name), 1) + name + b"\0" * (-len(name) % 4)
+NLM_F_REQUEST, NLM_F_ACK = 1, 4
+batch = (msg(0x10, NLM_F_REQUEST, 0, 1, res=10) +
+         msg(10 << 8 | 2, NLM_F_REQUEST | NLM_F_ACK, 1, 2, attr) +
+         msg(0x11, NLM_F_REQUEST, 0, 3, res=10))
+s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)
+s.send(batch)
+err, = struct.unpack("=i", s.recv(4096)[16:20])
+print("delete table:", errno.errorcode.get(-err, err))
+for name, args in (("packet", (socket.AF_PACKET, socket.SOCK_RAW)), ("raw", (socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP))):
+    try:
+        socket.socket(*args)
+        print(name, "socket: opened")
+    except OSError as e:
+        print(name, "socket:", errno.errorcode[e.errno])
+`
+
+// TestAllowConnectCannotBeLifted is the attack on the allowlist: a command
+// that is root inside, with every capability and no seccomp filter, cannot
+// delete the rules nor send raw packets, and is still refused.
+func TestAllowConnectCannotBeLifted(t *testing.T) {
+	addr := havePasta(t)
+	a := hostServers(t, addr, "server A")
+	b := hostServers(t, addr, "server B")
+	c := kiss(t).UserNetwork("pasta").AllowConnect(fmt.Sprintf("%s:%d", addr, a)).UID(0).GID(0).Seccomp(nil)
+	out, _ := pastaRun(t, c, pyNftDelete+"\n"+pyConnect, addr, strconv.Itoa(b))
+	want := "delete table: EPERM\npacket socket: EPERM\nraw socket: EPERM\nerror: ConnectionRefusedError"
+	if out != want {
+		t.Errorf("got\n%s\nwant\n%s", out, want)
+	}
+	// The same script, without the allowlist, deletes nothing (there is
+	// no table) and reaches the server: the attack is real.
+	out, _ = pastaRun(t, kiss(t).UserNetwork("pasta").UID(0).GID(0).Seccomp(nil), pyNftDelete+"\n"+pyConnect, addr, strconv.Itoa(b))
+	if !strings.HasSuffix(out, "server B") {
+		t.Errorf("without the allowlist: %s", out)
+	}
+}
+
+// TestResolvConf checks the /etc/resolv.conf that the sandbox gets: the
+// helper's DNS forwarder, or the servers given, in a root without /etc
+// (the file alone is made) and over a bound /etc (the host's file is left
+// alone); a file of the caller's own wins.
+func TestResolvConf(t *testing.T) {
+	const head = "# Written by hakoniwa for this sandbox.\n"
+	hostConf, hostErr := os.ReadFile("/etc/resolv.conf")
+	for _, tc := range []struct {
+		name   string
+		helper string
+		c      func() *Container
+		want   string
+	}{
+		{"pasta", "pasta", func() *Container { return kiss(t).UserNetwork("pasta") }, head + "nameserver 169.254.1.1\n"},
+		{"pasta's own forwarder", "pasta", func() *Container { return kiss(t).UserNetwork("pasta", "--dns-forward", "10.53.0.1") }, head + "nameserver 10.53.0.1\n"},
+		{"slirp4netns", "slirp4netns", func() *Container { return kiss(t).UserNetwork("slirp4netns") }, head + "nameserver 10.0.2.3\n"},
+		{"slirp4netns --cidr", "slirp4netns", func() *Container { return kiss(t).UserNetwork("slirp4netns", "--cidr=10.9.0.0/24") }, head + "nameserver 10.9.0.3\n"},
+		{"slirp4netns --disable-dns", "slirp4netns", func() *Container { return kiss(t).UserNetwork("slirp4netns", "--disable-dns") }, "none\n"},
+		{"--dns", "pasta", func() *Container { return kiss(t).UserNetwork("pasta").DNS("192.0.2.53", "2001:db8::53") }, head + "nameserver 192.0.2.53\nnameserver 2001:db8::53\n"},
+		{"--dns, host network", "", func() *Container { return kiss(t).ShareNet(true).DNS("::ffff:192.0.2.53") }, head + "nameserver 192.0.2.53\n"},
+		{"over a bound /etc", "pasta", func() *Container { return kiss(t).BindRO("/etc", "/etc").UserNetwork("pasta") }, head + "nameserver 169.254.1.1\n"},
+		{"the caller's own file", "pasta", func() *Container {
+			return kiss(t).UserNetwork("pasta").File("/etc/resolv.conf", []byte("nameserver 192.0.2.1\n"))
+		}, "nameserver 192.0.2.1\n"},
+		{"no network", "", func() *Container { return kiss(t) }, "none\n"},
+		{"host network", "", func() *Container { return kiss(t).ShareNet(true) }, "none\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.helper != "" {
+				haveHelper(t, tc.helper)
+			}
+			if got := sh(t, tc.c(), "cat /etc/resolv.conf 2>/dev/null || echo none"); got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+	if b, err := os.ReadFile("/etc/resolv.conf"); string(b) != string(hostConf) || (err == nil) != (hostErr == nil) {
+		t.Errorf("the host's /etc/resolv.conf changed: %q", b)
+	}
+}
+
+// dnsServer answers every A query on addr:53 (UDP) with ip, and returns
+// once it listens.
+func dnsServer(t *testing.T, addr string, ip net.IP) {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", addr+":53")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if n < 12 {
+				continue
+			}
+			// The header with QR, RD and RA set, one question, one
+			// answer; the question as asked; the answer pointing at it.
+			resp := append([]byte{buf[0], buf[1], 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0}, buf[12:n]...)
+			resp = append(resp, 0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4)
+			pc.WriteTo(append(resp, ip.To4()...), from)
+		}
+	}()
+}
+
+// TestDNSQuery resolves a name in the sandbox through a name server that
+// the test runs on the host, given with DNS, with an allowlist that does
+// not list it (name servers stay allowed on port 53). Binding port 53 on
+// the host needs root.
+func TestDNSQuery(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("binding the host's port 53 needs root; the root run covers it")
+	}
+	for _, helper := range helpers {
+		t.Run(helper, func(t *testing.T) {
+			addr := haveHelper(t, helper)
+			dnsServer(t, addr, net.IPv4(192, 0, 2, 77))
+			c := kiss(t).UserNetwork(helper).DNS(addr).AllowConnect("192.0.2.1:443")
+			out, _ := pastaRun(t, c, `import socket; print(socket.gethostbyname("sandbox.test"))`)
+			if out != "192.0.2.77" {
+				t.Errorf("the sandbox resolved sandbox.test to %q, want the test's answer", out)
+			}
+		})
 	}
 }

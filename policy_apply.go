@@ -62,6 +62,10 @@ func (c *Container) ApplyPolicy(p *policy.Policy) error {
 		} else {
 			c.UserNetwork("")
 		}
+		c.DNS(p.Network.DNS...).AllowConnect(p.Network.AllowConnect...)
+		for _, spec := range p.Network.Publish {
+			c.Publish(spec)
+		}
 	}
 	if len(p.UIDMaps) == 1 {
 		c.UID(int64(p.UIDMaps[0].ContainerID))

@@ -154,10 +154,17 @@ type Env struct {
 
 // Network is the network mode: "none" (a new namespace, lo down),
 // "loopback" (a new namespace with lo up), "host" (the host's namespace),
-// or "pasta" and "slirp4netns" with Options for the helper.
+// or "pasta" and "slirp4netns" with Options for the helper; then, as the
+// flags of the same names: the name servers of the sandbox's
+// /etc/resolv.conf (DNS), ports forwarded from the host (Publish,
+// [HOSTIP:]HOSTPORT:SANDBOXPORT[/tcp|/udp]) and the egress allowlist
+// (AllowConnect, HOST_OR_CIDR[:PORTS]).
 type Network struct {
-	Mode    string   `toml:"mode" json:"mode"`
-	Options []string `toml:"options,omitempty" json:"options,omitempty"`
+	Mode         string   `toml:"mode" json:"mode"`
+	Options      []string `toml:"options,omitempty" json:"options,omitempty"`
+	DNS          []string `toml:"dns,omitempty" json:"dns,omitempty"`
+	Publish      []string `toml:"publish,omitempty" json:"publish,omitempty"`
+	AllowConnect []string `toml:"allow_connect,omitempty" json:"allow_connect,omitempty"`
 }
 
 // Landlock restricts file system access and TCP ports with Landlock.

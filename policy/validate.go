@@ -2,14 +2,20 @@ package policy
 
 import (
 	"math"
+	"net/netip"
 	"os"
 	"path"
 	"strconv"
 	"strings"
 
+	"github.com/hakoniwa-go/hakoniwa/internal/egress"
 	"github.com/hakoniwa-go/hakoniwa/internal/mountopt"
+	"github.com/hakoniwa-go/hakoniwa/internal/usernet"
 	"github.com/hakoniwa-go/hakoniwa/seccomp"
 )
+
+// anyHost stands for a host name's lookup when only the syntax is checked.
+func anyHost(string) ([]netip.Addr, error) { return []netip.Addr{netip.IPv4Unspecified()}, nil }
 
 // maxID is the largest uid or gid (4294967295 is "no id").
 const maxID = 1<<32 - 2
@@ -129,6 +135,31 @@ func (p *Policy) check(d *doc) ErrorList {
 		case "pasta", "slirp4netns":
 		default:
 			add(d.errAt("network.mode", "unknown mode %q (want none, loopback, host, pasta or slirp4netns)", n.Mode))
+		}
+		userNet := n.Mode == "pasta" || n.Mode == "slirp4netns"
+		for i, s := range n.DNS {
+			if a, err := netip.ParseAddr(s); err != nil || a.Zone() != "" {
+				add(d.errAt(index("network.dns", i), "%q is not an IP address", s))
+			} else if n.Mode == "none" || n.Mode == "loopback" {
+				add(d.errAt(index("network.dns", i), "the sandbox has no network to reach a name server with (mode %q)", n.Mode))
+			}
+		}
+		for i, s := range n.Publish {
+			if p, err := usernet.ParsePort(s); err != nil {
+				add(d.errAt(index("network.publish", i), "%v", err))
+			} else if !userNet {
+				add(d.errAt(index("network.publish", i), "needs mode pasta or slirp4netns, not %q", n.Mode))
+			} else if n.Mode == "slirp4netns" && strings.Contains(p.HostIP, ":") {
+				add(d.errAt(index("network.publish", i), "slirp4netns forwards IPv4 only"))
+			}
+		}
+		for i, s := range n.AllowConnect {
+			// Host names are looked up when the sandbox starts.
+			if _, err := egress.Parse(s, anyHost); err != nil {
+				add(d.errAt(index("network.allow_connect", i), "%v", err))
+			} else if !userNet {
+				add(d.errAt(index("network.allow_connect", i), "needs mode pasta or slirp4netns, not %q", n.Mode))
+			}
 		}
 	}
 	if ll := p.Landlock; ll != nil {

@@ -83,6 +83,8 @@ func runChild(p *Program, errfd int32) {
 			}
 		case OpSymlink:
 			_, _, errno = syscall.RawSyscall(unix.SYS_SYMLINKAT, uintptr(unsafe.Pointer(s.P1)), dir, uintptr(unsafe.Pointer(s.P2)))
+		case OpUnlink:
+			_, _, errno = syscall.RawSyscall(unix.SYS_UNLINKAT, dir, uintptr(unsafe.Pointer(s.P1)), s.A)
 		case OpFchdir:
 			_, _, errno = syscall.RawSyscall(unix.SYS_FCHDIR, uintptr(p.fds[s.Slot]), 0, 0)
 		case OpChdir:
@@ -141,6 +143,8 @@ func runChild(p *Program, errfd int32) {
 				_, _, errno = syscall.RawSyscall(unix.SYS_IOCTL, r1, unix.SIOCSIFFLAGS, uintptr(s.Ptr))
 				syscall.RawSyscall(unix.SYS_CLOSE, r1, 0, 0)
 			}
+		case OpNetlink:
+			errno = netlink(p, s)
 		case OpLandlockCreate:
 			r1, _, errno = syscall.RawSyscall(unix.SYS_LANDLOCK_CREATE_RULESET, uintptr(s.Ptr), s.N, 0)
 			p.fds[s.Slot] = int32(r1)
@@ -187,6 +191,48 @@ const atFDCWD = ^uintptr(99) // -100
 
 // landlockRuleNetPort is LANDLOCK_RULE_NET_PORT.
 const landlockRuleNetPort = 2
+
+// netlink sends the step's message on a new netlink socket and reads the
+// first answer: an NLMSG_ERROR, whose error is 0 for an acknowledgement.
+//
+//go:nosplit
+//go:norace
+func netlink(p *Program, s *Step) syscall.Errno {
+	fd, _, errno := syscall.RawSyscall(unix.SYS_SOCKET, unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, s.A)
+	if errno != 0 {
+		return errno
+	}
+	var n uintptr
+	for {
+		// To the kernel: an unbound, unconnected netlink socket sends
+		// to port 0.
+		n, _, errno = syscall.RawSyscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(s.P2)), s.N, 0, 0, 0)
+		if errno != syscall.EINTR {
+			break
+		}
+	}
+	if errno == 0 && n != s.N {
+		errno = syscall.EMSGSIZE
+	}
+	for errno == 0 {
+		// A datagram longer than the buffer is cut: the header and
+		// error code come first.
+		n, _, errno = syscall.RawSyscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&p.nlBuf[0])), uintptr(len(p.nlBuf)), 0, 0, 0)
+		if errno == syscall.EINTR {
+			errno = 0
+			continue
+		}
+		if errno == 0 {
+			errno = syscall.EPROTO
+			if n >= unix.NLMSG_HDRLEN+4 && *(*uint16)(unsafe.Pointer(&p.nlBuf[4])) == unix.NLMSG_ERROR {
+				errno = syscall.Errno(-*(*int32)(unsafe.Pointer(&p.nlBuf[unix.NLMSG_HDRLEN])))
+			}
+		}
+		break
+	}
+	syscall.RawSyscall(unix.SYS_CLOSE, fd, 0, 0)
+	return errno
+}
 
 // landlockPath opens the step's path, and adds a path-beneath rule for it
 // to the ruleset: the step's access for a directory, its file access for

@@ -1,6 +1,7 @@
 package nsexec
 
 import (
+	"encoding/binary"
 	"errors"
 	"os"
 	"strings"
@@ -101,5 +102,77 @@ func TestString(t *testing.T) {
 	}
 	if strings.Contains(got, " close\n") {
 		t.Errorf("close steps are not printed:\n%s", got)
+	}
+}
+
+// nftMsg is one nftables netlink message with the given attributes.
+func nftMsg(typ, flags uint16, family byte, attrs []byte) []byte {
+	body := append([]byte{family, 0, 0, 10}, attrs...) // NFNETLINK_V0, res_id NFNL_SUBSYS_NFTABLES
+	h := make([]byte, 16)
+	binary.NativeEndian.PutUint32(h, uint32(16+len(body)))
+	binary.NativeEndian.PutUint16(h[4:], typ)
+	binary.NativeEndian.PutUint16(h[6:], flags)
+	return append(h, body...)
+}
+
+// TestNetlink sends nftables batches from the child, in a network
+// namespace of its own: one the kernel applies, and one it refuses (a
+// table without a name), whose errno the step reports.
+func TestNetlink(t *testing.T) {
+	name := []byte("t\x00\x00\x00")
+	tableName := append([]byte{8, 0, unix.NFTA_TABLE_NAME, 0}, name...)
+	batch := func(table []byte) []byte {
+		b := nftMsg(unix.NFNL_MSG_BATCH_BEGIN, unix.NLM_F_REQUEST, unix.AF_UNSPEC, nil)
+		b = append(b, nftMsg(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_NEWTABLE, unix.NLM_F_REQUEST|unix.NLM_F_CREATE|unix.NLM_F_ACK, unix.NFPROTO_INET, table)...)
+		return append(b, nftMsg(unix.NFNL_MSG_BATCH_END, unix.NLM_F_REQUEST, unix.AF_UNSPEC, nil)...)
+	}
+	for _, tc := range []struct {
+		table []byte
+		errno syscall.Errno
+	}{
+		{tableName, 0},
+		{nil, syscall.EINVAL},
+	} {
+		for _, share := range []bool{false, true} {
+			var want int
+			p := program(share, func(b *Builder) {
+				b.P.CloneFlags |= unix.CLONE_NEWNET
+				want = len(b.P.Steps)
+				b.Netlink(unix.NETLINK_NETFILTER, batch(tc.table), "make an nftables table")
+			})
+			pr, err := Start(p, stdio(t))
+			if tc.errno == 0 {
+				if err != nil {
+					t.Fatalf("share %v: %v", share, err)
+				}
+				pr.Wait()
+				continue
+			}
+			var se *StepError
+			if !errors.As(err, &se) || se.Index != want || se.Kind != OpNetlink || se.Errno != tc.errno {
+				t.Errorf("share %v: %v (%+v), want %v", share, err, se, tc.errno)
+			}
+		}
+	}
+}
+
+// TestUnlink removes a file the child made, and fails on one that is not
+// there.
+func TestUnlink(t *testing.T) {
+	dir := t.TempDir()
+	p := program(false, func(b *Builder) {
+		d := b.Open(AtCWD, dir, unix.O_PATH|unix.O_DIRECTORY, 0, 0, "open the test's directory")
+		f := b.Open(d, "f", unix.O_WRONLY|unix.O_CREAT, 0o600, 0, "create f")
+		b.Close(f)
+		b.Unlink(d, "f", 0, "remove f")
+		b.Unlink(d, "f", 0, "remove f again")
+	})
+	_, err := Start(p, stdio(t))
+	var se *StepError
+	if !errors.As(err, &se) || se.Kind != OpUnlink || se.Errno != syscall.ENOENT || err.Error() != "remove f again: no such file or directory" {
+		t.Errorf("%v (%+v)", err, se)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("left in the directory: %v", entries)
 	}
 }

@@ -39,6 +39,7 @@ const (
 	OpMoveMount                        // move_mount(fd[dir], "", fd[slot] or AT_FDCWD, p1, a)
 	OpMkdir                            // mkdirat(fd[dir], p1, a); EEXIST is fine if b != 0
 	OpSymlink                          // symlinkat(p1, fd[dir], p2)
+	OpUnlink                           // unlinkat(fd[dir], p1, a)
 	OpFchdir                           // fchdir(fd[slot])
 	OpChdir                            // chdir(p1)
 	OpPivotRoot                        // pivot_root(".", ".")
@@ -54,6 +55,7 @@ const (
 	OpUmask                            // umask(a)
 	OpSyscall                          // syscall a(b, c, n)
 	OpIfUp                             // bring up the interface named in the ifreq at ptr
+	OpNetlink                          // send p2[:n] on a new netlink socket of protocol a; fail with the errno of the first answer
 	OpSeccomp                          // seccomp(SECCOMP_SET_MODE_FILTER, a, ptr to sock_fprog)
 	OpLandlockCreate                   // fd[slot] = landlock_create_ruleset(ptr, n, 0)
 	OpLandlockPath                     // allow a (b if p1 is not a directory) beneath p1 in ruleset fd[slot]
@@ -117,6 +119,7 @@ type Program struct {
 	empty *byte       // ""
 	errb  childReport // buffer the child writes its failure into
 	goBuf [1]byte     // what OpWaitGo reads into
+	nlBuf [64]byte    // what OpNetlink reads the kernel's answer into
 	zero  unix.Timespec
 
 	keepFilter []unix.SockFilter // the seccomp filter OpSeccomp points to
@@ -260,6 +263,11 @@ func (b *Builder) Symlink(dir int32, target, name string, desc string) {
 	b.add(Step{Kind: OpSymlink, Dir: dir, P1: cstr(target), P2: cstr(name), Desc: desc})
 }
 
+// Unlink removes name from the directory in dir.
+func (b *Builder) Unlink(dir int32, name string, flags uintptr, desc string) {
+	b.add(Step{Kind: OpUnlink, Dir: dir, P1: cstr(name), A: flags, Desc: desc})
+}
+
 // Fchdir changes to the directory in slot.
 func (b *Builder) Fchdir(slot int32, desc string) {
 	b.add(Step{Kind: OpFchdir, Slot: slot, Desc: desc})
@@ -306,6 +314,15 @@ func (b *Builder) Unshare(flags uintptr, desc string) {
 // Syscall makes the system call trap(a1, a2, a3).
 func (b *Builder) Syscall(trap, a1, a2, a3 uintptr, desc string) {
 	b.add(Step{Kind: OpSyscall, A: trap, B: a1, C: a2, N: a3, Desc: desc})
+}
+
+// Netlink sends msg, whole, on a new netlink socket of protocol proto,
+// reads one answer and fails with its error, if it is an error. The
+// message must ask for one acknowledgement, in the last place of a batch,
+// so that an error of any earlier part comes first: one read tells.
+func (b *Builder) Netlink(proto int, msg []byte, desc string) {
+	p := append([]byte(nil), msg...)
+	b.add(Step{Kind: OpNetlink, A: uintptr(proto), P2: &p[0], N: uintptr(len(p)), Desc: desc})
 }
 
 // IfUp brings the network interface name up, in the child's network

@@ -1,10 +1,15 @@
 package usernet
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Port is a port of the host forwarded to one of the sandbox's.
@@ -93,4 +98,52 @@ func PastaOptions(ports []Port) []string {
 		opts = append(opts, p.pastaArgs()...)
 	}
 	return opts
+}
+
+// slirpForward asks slirp4netns, on its API socket, to forward p to the
+// sandbox's address guest. slirp4netns answers one request a connection,
+// with {"return": ...} or {"error": {"desc": ...}}.
+func slirpForward(socket string, p Port, guest netip.Addr) error {
+	host := p.HostIP
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	req, err := json.Marshal(map[string]any{
+		"execute": "add_hostfwd",
+		"arguments": map[string]any{
+			"proto": p.Proto, "host_addr": host, "host_port": p.HostPort,
+			"guest_addr": guest.String(), "guest_port": p.SandboxPort,
+		},
+	})
+	if err != nil {
+		return err
+	}
+	c, err := net.DialTimeout("unix", socket, startTimeout)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(startTimeout))
+	if _, err := c.Write(req); err != nil {
+		return err
+	}
+	c.(*net.UnixConn).CloseWrite()
+	b, err := io.ReadAll(io.LimitReader(c, 64<<10))
+	if err != nil {
+		return err
+	}
+	var resp struct {
+		Return *json.RawMessage
+		Error  *struct{ Desc string }
+	}
+	if err := json.Unmarshal(b, &resp); err != nil {
+		return fmt.Errorf("slirp4netns answered %s: %v", quote(string(b)), err)
+	}
+	if resp.Error != nil {
+		return errors.New(quote(resp.Error.Desc))
+	}
+	if resp.Return == nil {
+		return fmt.Errorf("slirp4netns answered %s", quote(string(b)))
+	}
+	return nil
 }

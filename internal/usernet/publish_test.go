@@ -90,3 +90,62 @@ func TestCheckOptions(t *testing.T) {
 		}
 	}
 }
+
+func TestDNSForwarder(t *testing.T) {
+	for _, tc := range []struct {
+		mode    string
+		options []string
+		want    string // "" for none
+	}{
+		{"pasta", nil, "169.254.1.1"},
+		{"pasta", []string{"--dns-forward", "10.53.0.1"}, "10.53.0.1"},
+		{"pasta", []string{"--dns-forward=fd00::53"}, "fd00::53"},
+		{"pasta", []string{"--dns-forward", "nonsense"}, ""},
+		{"slirp4netns", nil, "10.0.2.3"},
+		{"slirp4netns", []string{"--cidr=10.9.8.0/24"}, "10.9.8.3"},
+		{"slirp4netns", []string{"--cidr", "10.9.8.77/16"}, "10.9.0.3"},
+		{"slirp4netns", []string{"--cidr", "fd00::/64"}, ""},
+		{"slirp4netns", []string{"--disable-dns"}, ""},
+		{"vde", nil, ""},
+	} {
+		a, ok := DNSForwarder(tc.mode, tc.options)
+		if got := map[bool]string{true: a.String(), false: ""}[ok]; got != tc.want {
+			t.Errorf("DNSForwarder(%s, %q) = %q, want %q", tc.mode, tc.options, got, tc.want)
+		}
+	}
+}
+
+func TestOptionValue(t *testing.T) {
+	for _, tc := range []struct {
+		options []string
+		value   string
+		wantOK  bool
+	}{
+		{[]string{"-m", "1500"}, "1500", true},
+		{[]string{"-m1500"}, "1500", true},
+		{[]string{"--mtu=1500"}, "1500", true},
+		{[]string{"--mtu", "1400", "-m", "1500"}, "1500", true}, // the last wins
+		{[]string{"--mtu"}, "", false},                          // no value
+		{[]string{"--mtu-x", "1"}, "", false},
+		{[]string{"-n", "1"}, "", false},
+	} {
+		v, ok := optionValue(tc.options, "-m", "--mtu")
+		if v != tc.value || ok != tc.wantOK {
+			t.Errorf("optionValue(%q) = %q, %v", tc.options, v, ok)
+		}
+	}
+}
+
+func TestQuote(t *testing.T) {
+	slirp := "sent tapfd=7 for tap0\nreceived tapfd=7\nStarting slirp\n* MTU:             65520\n* Network:         10.0.2.0\nWARNING: Support for seccomp is experimental\nbind: Address in use\n"
+	for in, want := range map[string]string{
+		slirp: "bind: Address in use",
+		"Failed to send 12 bytes to syslog\npasta: unrecognized option '--x'\n": "pasta: unrecognized option '--x'",
+		"a\x1b[31mred\x7f\nb\nc\nd\n":                                           "a[31mred; b; c",
+		"\n \n":                                                                 "(no output)",
+	} {
+		if got := quote(in); got != want {
+			t.Errorf("quote(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

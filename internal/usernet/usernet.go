@@ -8,8 +8,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -26,6 +28,7 @@ type Helper struct {
 	cmd     *exec.Cmd
 	out     *bytes.Buffer
 	exitW   *os.File // slirp4netns quits when this is closed
+	apiDir  string   // holds slirp4netns's API socket
 }
 
 // startTimeout bounds pasta's set-up.
@@ -66,6 +69,9 @@ func Pasta(pid, uid, gid int, options []string) (*Helper, error) {
 	if !hasOption(options, "--no-map-gw", "") {
 		args = append(args, "--no-map-gw")
 	}
+	if !hasOption(options, "--dns-forward", "") {
+		args = append(args, "--dns-forward", PastaDNSForward.String())
+	}
 	args = append(append(args, options...), strconv.Itoa(pid))
 	h := &Helper{Cmdline: append([]string{path}, args...), out: &bytes.Buffer{}}
 	h.cmd = exec.Command(path, args...)
@@ -98,7 +104,10 @@ func Pasta(pid, uid, gid int, options []string) (*Helper, error) {
 // --disable-host-loopback keeps the host's loopback services out of reach
 // (10.0.2.2 would be the host's 127.0.0.1). slirp4netns quits when its
 // --exit-fd is closed: by Close, or by the kernel when we die.
-func Slirp4netns(pid int, options []string) (*Helper, error) {
+//
+// Ports are forwarded through slirp4netns's API socket, in a directory of
+// our own that Close removes; slirp4netns forwards IPv4 only.
+func Slirp4netns(pid int, options []string, ports []Port) (*Helper, error) {
 	path, err := exec.LookPath("slirp4netns")
 	if err != nil {
 		return nil, errors.New("slirp4netns is not installed (Debian and Ubuntu: apt-get install slirp4netns; Fedora: dnf install slirp4netns)")
@@ -114,6 +123,23 @@ func Slirp4netns(pid int, options []string) (*Helper, error) {
 		return nil, err
 	}
 	if err := CheckOptions("slirp4netns", options); err != nil {
+		readyW.Close()
+		exitR.Close()
+		exitW.Close()
+		return nil, err
+	}
+	guest, ok := slirpAddr(options, 100)
+	for _, p := range ports {
+		if strings.Contains(p.HostIP, ":") {
+			err = fmt.Errorf("--publish %s: slirp4netns forwards IPv4 only", p)
+		} else if !ok {
+			err = fmt.Errorf("--publish %s: the sandbox's address is not known (--cidr is not an IPv4 prefix)", p)
+		}
+	}
+	if err != nil {
+		readyW.Close()
+		exitR.Close()
+		exitW.Close()
 		return nil, err
 	}
 	// A seccomp filter of its own, and for root its own sandbox (a mount
@@ -124,8 +150,24 @@ func Slirp4netns(pid int, options []string) (*Helper, error) {
 		args = append(args, "--enable-sandbox")
 	}
 	args = append(args, "--ready-fd=3", "--exit-fd=4")
+	h := &Helper{out: &bytes.Buffer{}, exitW: exitW}
+	if len(ports) > 0 {
+		// A socket's path has at most 107 bytes: a deep $TMPDIR
+		// falls back to /tmp.
+		tmp := os.TempDir()
+		if len(tmp) > 60 {
+			tmp = "/tmp"
+		}
+		if h.apiDir, err = os.MkdirTemp(tmp, "hakoniwa-slirp4netns-"); err != nil {
+			readyW.Close()
+			exitR.Close()
+			exitW.Close()
+			return nil, err
+		}
+		args = append(args, "--api-socket", filepath.Join(h.apiDir, "api.sock"))
+	}
 	args = append(append(args, options...), strconv.Itoa(pid), "tap0")
-	h := &Helper{Cmdline: append([]string{path}, args...), out: &bytes.Buffer{}, exitW: exitW}
+	h.Cmdline = append([]string{path}, args...)
 	h.cmd = exec.Command(path, args...)
 	h.cmd.Stdout, h.cmd.Stderr = capped{h.out}, capped{h.out}
 	h.cmd.WaitDelay = time.Second
@@ -136,6 +178,7 @@ func Slirp4netns(pid int, options []string) (*Helper, error) {
 	exitR.Close()
 	if err != nil {
 		exitW.Close()
+		h.removeAPI()
 		return nil, fmt.Errorf("start slirp4netns: %w", err)
 	}
 	readyR.SetReadDeadline(time.Now().Add(startTimeout))
@@ -144,12 +187,65 @@ func Slirp4netns(pid int, options []string) (*Helper, error) {
 		h.cmd.Process.Kill()
 		exitW.Close()
 		werr := h.cmd.Wait()
+		h.removeAPI()
 		if errors.Is(rerr, os.ErrDeadlineExceeded) {
 			return nil, fmt.Errorf("slirp4netns did not set up the network within %v: %s", startTimeout, quote(h.out.String()))
 		}
 		return nil, fmt.Errorf("slirp4netns failed (%v): %s", werr, tunHint(quote(h.out.String())))
 	}
+	if err := h.forward(ports, guest); err != nil {
+		h.Close()
+		return nil, err
+	}
 	return h, nil
+}
+
+// forward asks slirp4netns to forward ports to guest. It writes to its
+// ready fd before it listens on its API socket: wait for the socket.
+func (h *Helper) forward(ports []Port, guest netip.Addr) error {
+	if len(ports) == 0 {
+		return nil
+	}
+	socket := filepath.Join(h.apiDir, "api.sock")
+	for deadline := time.Now().Add(startTimeout); ; time.Sleep(2 * time.Millisecond) {
+		if fi, err := os.Stat(socket); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("slirp4netns did not open its API socket within %v: %s", startTimeout, quote(h.out.String()))
+		}
+	}
+	for _, p := range ports {
+		if err := slirpForward(socket, p, guest); err != nil {
+			return fmt.Errorf("slirp4netns could not forward %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// removeAPI removes the directory of the API socket.
+func (h *Helper) removeAPI() {
+	if h.apiDir != "" {
+		os.RemoveAll(h.apiDir)
+		h.apiDir = ""
+	}
+}
+
+// slirpAddr returns the address at offset in slirp4netns's network (its
+// --cidr, 10.0.2.0/24 by default): the sandbox's is at 100, the DNS
+// forwarder at 3.
+func slirpAddr(options []string, offset byte) (netip.Addr, bool) {
+	cidr := "10.0.2.0/24"
+	if v, found := optionValue(options, "", "--cidr"); found {
+		cidr = v
+	}
+	p, err := netip.ParsePrefix(cidr)
+	if err != nil || !p.Addr().Is4() {
+		return netip.Addr{}, false
+	}
+	a := p.Masked().Addr().As4()
+	a[3] += offset
+	return netip.AddrFrom4(a), true
 }
 
 // The launcher is a goroutine locked to its thread for the life of the
@@ -178,6 +274,52 @@ func startOnLauncher(cmd *exec.Cmd) error {
 	l := launch{cmd: cmd, done: make(chan error, 1)}
 	launcher.reqs <- l
 	return <-l.done
+}
+
+// PastaDNSForward is the address at which pasta forwards DNS to the host's
+// resolver, unless options give their own --dns-forward: podman's.
+var PastaDNSForward = netip.MustParseAddr("169.254.1.1")
+
+// DNSForwarder returns the address of the DNS forwarder that the helper
+// of mode, with options, gives the sandbox: pasta's --dns-forward, or the
+// third address of slirp4netns's --cidr (10.0.2.3 by default). ok is false
+// when there is none (slirp4netns --disable-dns) or it cannot be told.
+func DNSForwarder(mode string, options []string) (addr netip.Addr, ok bool) {
+	switch mode {
+	case "pasta":
+		v, found := optionValue(options, "", "--dns-forward")
+		if !found {
+			return PastaDNSForward, true
+		}
+		a, err := netip.ParseAddr(v)
+		return a, err == nil
+	case "slirp4netns":
+		if hasOption(options, "", "--disable-dns") {
+			return netip.Addr{}, false
+		}
+		return slirpAddr(options, 3)
+	}
+	return netip.Addr{}, false
+}
+
+// optionValue returns the value of the last flag short or long in options:
+// "-f V", "-fV", "--flag V" or "--flag=V".
+func optionValue(options []string, short, long string) (value string, found bool) {
+	for i := 0; i < len(options); i++ {
+		o := options[i]
+		for _, f := range []string{short, long} {
+			switch {
+			case f == "":
+			case o == f && i+1 < len(options):
+				value, found = options[i+1], true
+			case strings.HasPrefix(o, f+"="):
+				value, found = o[len(f)+1:], true
+			case len(f) == 2 && len(o) > 2 && strings.HasPrefix(o, f) && o[2] != '-':
+				value, found = o[2:], true
+			}
+		}
+	}
+	return value, found
 }
 
 // hasOption reports whether options set the flag short or long, alone or
@@ -221,7 +363,7 @@ func quote(s string) string {
 	var lines []string
 	for _, l := range strings.Split(s, "\n") {
 		l = strings.TrimSpace(l)
-		if l == "" || strings.HasPrefix(l, "Failed to send ") && strings.HasSuffix(l, " to syslog") {
+		if l == "" || strings.HasPrefix(l, "Failed to send ") && strings.HasSuffix(l, " to syslog") || slirpChatter(l) {
 			continue
 		}
 		if lines = append(lines, l); len(lines) == 3 {
@@ -232,6 +374,17 @@ func quote(s string) string {
 		return "(no output)"
 	}
 	return strings.Join(lines, "; ")
+}
+
+// slirpChatter reports whether l is one of the lines slirp4netns prints
+// on every start, which would hide its complaint.
+func slirpChatter(l string) bool {
+	for _, p := range []string{"sent tapfd=", "received tapfd=", "Starting slirp", "* ", "WARNING: Support for seccomp is experimental"} {
+		if strings.HasPrefix(l, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // tunHint adds to a helper's complaint about the tun device why it may be.
@@ -261,6 +414,7 @@ func (h *Helper) Close() error {
 	h.cmd.Process.Kill()
 	h.cmd.Wait()
 	h.cmd = nil
+	h.removeAPI()
 	return nil
 }
 
