@@ -396,15 +396,15 @@ func (c *Container) entries(log *slog.Logger) ([]entry, error) {
 	if !c.noProc {
 		add(Mount{Kind: KindProc, Target: "/proc"})
 	}
-	servers, err := c.nameservers()
+	servers, why, err := c.resolvConf()
 	if err != nil {
 		return nil, err
 	}
 	if len(servers) > 0 {
-		// Before the caller's mounts: one of theirs at the same
-		// target wins. Optional: a bound /etc without the file is
-		// left alone.
-		add(Mount{Kind: KindFile, Target: "/etc/resolv.conf", Contents: resolvConf(servers), Optional: true})
+		// Optional: a bound /etc without the file is left alone.
+		add(Mount{Kind: KindFile, Target: "/etc/resolv.conf", Contents: resolvConfFile(servers), Optional: true})
+	} else if log != nil && (c.usernet != nil || len(c.dns) > 0) {
+		log.Info("DNS: no /etc/resolv.conf written: " + why)
 	}
 	for _, m := range c.mounts {
 		what := m.Kind.String() + " " + m.Target

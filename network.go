@@ -5,9 +5,11 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"path"
 	"strings"
 
 	"github.com/hakoniwa-go/hakoniwa/internal/egress"
+	"github.com/hakoniwa-go/hakoniwa/internal/mountopt"
 	"github.com/hakoniwa-go/hakoniwa/internal/nsexec"
 	"github.com/hakoniwa-go/hakoniwa/internal/usernet"
 	"golang.org/x/sys/unix"
@@ -26,34 +28,38 @@ type userNet struct {
 // address to the host's loopback (podman's defaults); options such as
 // "-t", "8080:80" change that. slirp4netns runs with
 // --disable-host-loopback. Use "" to turn it off.
-//
-// Turning it off also drops the ports published and the egress allowlist,
-// which only it can serve.
 func (c *Container) UserNetwork(mode string, options ...string) *Container {
 	if mode == "" {
-		c.usernet, c.publish, c.allowConnect = nil, nil, nil
+		c.usernet = nil
 		return c
 	}
 	c.usernet = &userNet{mode: mode, options: append([]string(nil), options...)}
 	return c
 }
 
-// Publish forwards a port of the host to one of the sandbox's, with the
-// user-mode network of pasta or slirp4netns (IPv4 only):
+// Publish forwards ports of the host to the sandbox's, with the user-mode
+// network of pasta or slirp4netns (IPv4 only), each
 // "[HOSTIP:]HOSTPORT:SANDBOXPORT[/tcp|/udp]", an IPv6 HOSTIP in brackets.
-// A bad spec is an error when the command starts.
-func (c *Container) Publish(spec string) *Container {
-	c.publish = append(c.publish, spec)
+// A bad spec is an error when the command starts. Publish with no specs
+// drops those given before.
+func (c *Container) Publish(specs ...string) *Container {
+	if len(specs) == 0 {
+		c.publish = nil
+	}
+	c.publish = append(c.publish, specs...)
 	return c
 }
 
-// DNS adds name servers (IP addresses) for the sandbox's /etc/resolv.conf.
-// With a user-mode network and no DNS, /etc/resolv.conf lists the
-// helper's DNS forwarder (pasta's --dns-forward address, 169.254.1.1 by
-// default; slirp4netns's 10.0.2.3), which passes queries on to the host's
-// resolver. The file is put over the one of a bound /etc, or created where
-// the root has none; a mount of the caller's own at /etc/resolv.conf wins.
-// DNS with no servers drops those given before.
+// DNS adds name servers (IP addresses) for the sandbox's /etc/resolv.conf,
+// or, with "none" alone, asks for no /etc/resolv.conf and, under
+// AllowConnect, no name server allowed. With a user-mode network and no
+// DNS, /etc/resolv.conf lists the helper's DNS forwarder (pasta's
+// --dns-forward address, 169.254.1.1 by default; slirp4netns's 10.0.2.3),
+// which passes queries on to the host's resolver. The file is put over
+// the one of a bound /etc, or created where the root has none; a mount of
+// the caller's own at /etc/resolv.conf wins, and the forwarder's file is
+// left out where /etc is not a directory it can be made in (a symlink, a
+// file, a read-only tmpfs). DNS with no servers drops those given before.
 func (c *Container) DNS(servers ...string) *Container {
 	if len(servers) == 0 {
 		c.dns = nil
@@ -67,47 +73,94 @@ func (c *Container) DNS(servers ...string) *Container {
 // CIDR prefix or a host name (looked up when the command starts), and
 // optionally TCP and UDP ports or port ranges, comma-separated
 // ("192.0.2.0/24:80,443", "[2001:db8::1]:53", "example.com:8000-8100").
-// A connection anywhere else is refused at once (ECONNREFUSED). The
-// sandbox's own loopback, answers to connections made to it (published
-// ports), and its name servers on port 53 stay allowed. The rules are
-// nftables rules of the sandbox's network namespace, made before the
-// command runs in a user namespace that cannot change them.
+// Anything else is refused at once: a TCP connect with ECONNREFUSED, any
+// other send with EPERM. The sandbox's own loopback, answers from its
+// published ports, and the name servers of the /etc/resolv.conf that
+// hakoniwa writes (on port 53) stay allowed. The rules are nftables rules
+// of the sandbox's network namespace, made before the command runs in a
+// user namespace that cannot change them. AllowConnect with no specs
+// drops those given before.
 func (c *Container) AllowConnect(specs ...string) *Container {
+	if len(specs) == 0 {
+		c.allowConnect = nil
+	}
 	c.allowConnect = append(c.allowConnect, specs...)
 	return c
 }
 
-// nameservers returns what the sandbox's /etc/resolv.conf should list, if
-// hakoniwa writes it.
-func (c *Container) nameservers() ([]netip.Addr, error) {
-	var out []netip.Addr
+// resolvConf decides the /etc/resolv.conf that hakoniwa writes: the name
+// servers it lists, none if it writes none (see DNS), and why not, for the
+// log.
+func (c *Container) resolvConf() (servers []netip.Addr, why string, err error) {
+	if len(c.dns) == 1 && c.dns[0] == "none" {
+		return nil, "--dns none", nil
+	}
 	for _, s := range c.dns {
 		a, err := netip.ParseAddr(s)
+		if s == "none" {
+			return nil, "", configErr("dns none", "means no name server, and cannot be given with others")
+		}
 		if err != nil || a.Zone() != "" {
-			return nil, configErr("dns "+s, "not an IP address")
+			return nil, "", configErr("dns "+s, "not an IP address (or \"none\")")
 		}
-		out = append(out, a.Unmap())
+		servers = append(servers, a.Unmap())
 	}
-	if len(out) > 0 {
-		if !c.shareNet && c.usernet == nil {
-			how := "none"
-			if c.loopback {
-				how = "loopback"
-			}
-			return nil, configErr("dns "+c.dns[0], "the sandbox has no network to reach a name server with (--network %s)", how)
+	implicit := len(servers) == 0
+	if !implicit && !c.shareNet && c.usernet == nil {
+		how := "none"
+		if c.loopback {
+			how = "loopback"
 		}
-		return out, nil
+		return nil, "", configErr("dns "+c.dns[0], "the sandbox has no network to reach a name server with (--network %s)", how)
 	}
-	if c.usernet != nil && !c.shareNet {
+	if implicit && c.usernet != nil && !c.shareNet {
 		if a, ok := usernet.DNSForwarder(c.usernet.mode, c.usernet.options); ok {
-			return []netip.Addr{a}, nil
+			servers = []netip.Addr{a}
 		}
 	}
-	return nil, nil
+	if len(servers) == 0 {
+		return nil, "no name server to list", nil
+	}
+	var etc *Mount
+	for i := range c.mounts {
+		switch path.Clean(c.mounts[i].Target) {
+		case "/etc/resolv.conf":
+			return nil, "a mount of the caller's own is there", nil
+		case "/etc":
+			etc = &c.mounts[i]
+		}
+	}
+	if etc != nil && etc.Kind == KindBind {
+		host := path.Join(etc.Source, "resolv.conf")
+		if _, err := os.Lstat(host); err != nil {
+			if implicit {
+				return nil, "the bound /etc has no resolv.conf to put it over", nil
+			}
+			return nil, "", configErr("dns "+c.dns[0], "/etc is a bind of %s, which has no resolv.conf to put the name servers over (hakoniwa does not create files on the host)", etc.Source)
+		}
+	}
+	if implicit && etc != nil {
+		// The forwarder's file is a convenience: left out, with a log
+		// line, where the caller's /etc could not take it.
+		switch etc.Kind {
+		case KindBind:
+			if fi, err := os.Stat(etc.Source); err == nil && !fi.IsDir() {
+				return nil, "/etc is a bind of a file", nil
+			}
+		case KindTmpfs:
+			if _, ro, err := mountopt.Tmpfs(etc.Options); err == nil && ro {
+				return nil, "/etc is a read-only tmpfs", nil
+			}
+		case KindDir, KindDevfs:
+		default:
+			return nil, "/etc is a " + etc.Kind.String(), nil
+		}
+	}
+	return servers, "", nil
 }
 
-// resolvConf is the /etc/resolv.conf that lists servers.
-func resolvConf(servers []netip.Addr) []byte {
+// resolvConfFile is the /etc/resolv.conf that lists servers.
+func resolvConfFile(servers []netip.Addr) []byte {
 	var b strings.Builder
 	b.WriteString("# Written by hakoniwa for this sandbox.\n")
 	for _, a := range servers {
@@ -116,8 +169,8 @@ func resolvConf(servers []netip.Addr) []byte {
 	return []byte(b.String())
 }
 
-// egressRules parses the allowlist, with the name servers allowed on
-// port 53.
+// egressRules parses the allowlist, with the name servers that hakoniwa
+// lists in /etc/resolv.conf allowed on port 53.
 func (c *Container) egressRules() ([]egress.Rule, error) {
 	var rules []egress.Rule
 	for _, spec := range c.allowConnect {
@@ -130,7 +183,7 @@ func (c *Container) egressRules() ([]egress.Rule, error) {
 	if len(rules) == 0 {
 		return nil, nil
 	}
-	servers, err := c.nameservers()
+	servers, _, err := c.resolvConf()
 	if err != nil {
 		return nil, err
 	}
@@ -211,9 +264,30 @@ func (c *Container) addNetSteps(b *nsexec.Builder, j *netJoin, log *slog.Logger)
 	if err != nil || rules == nil {
 		return err
 	}
+	if n.mode == "pasta" {
+		// pasta's -T and -U forward ports of the sandbox's loopback,
+		// which the rules let through, to the host's.
+		for _, f := range [][2]string{{"-T", "--tcp-ns"}, {"-U", "--udp-ns"}} {
+			if v, ok := usernet.OptionValue(n.options, f[0], f[1]); ok && v != "none" {
+				return configErr("allow-connect "+c.allowConnect[0], "cannot be used with pasta's %s %s, which forwards the sandbox's loopback to the host's past the allowlist", f[0], v)
+			}
+		}
+	}
+	ports, _ := c.ports() // checked above
+	var published []egress.Published
+	for _, p := range ports {
+		published = append(published, egress.Published{Port: p.SandboxPort, Proto: p.Proto})
+	}
 	// Made by the namespace's owner, the first user namespace; the
 	// command runs in a nested one, which cannot change them.
-	b.Netlink(unix.NETLINK_NETFILTER, egress.Batch(rules), fmt.Sprintf("set up the egress allowlist (nftables table inet %s in the sandbox's network namespace)", egress.Table))
+	batches := egress.Batches(rules, published)
+	for i, batch := range batches {
+		desc := fmt.Sprintf("set up the egress allowlist (nftables table inet %s in the sandbox's network namespace)", egress.Table)
+		if len(batches) > 1 {
+			desc += fmt.Sprintf(", part %d of %d", i+1, len(batches))
+		}
+		b.Netlink(unix.NETLINK_NETFILTER, batch, desc)
+	}
 	if log != nil {
 		for _, r := range rules {
 			log.Info("Network: allow connections to " + r.String())
@@ -242,9 +316,9 @@ func (cmd *Cmd) netHook(j *netJoin, next func(pid, pidfd int)) func(pid, pidfd i
 		var h *usernet.Helper
 		var err error
 		if n.mode == "slirp4netns" {
-			h, err = usernet.Slirp4netns(pid, n.options, ports)
+			h, err = usernet.Slirp4netns(cmd.ctx, pid, n.options, ports)
 		} else {
-			h, err = usernet.Pasta(pid, os.Geteuid(), os.Getegid(), append(n.options, usernet.PastaOptions(ports)...))
+			h, err = usernet.Pasta(cmd.ctx, pid, os.Geteuid(), os.Getegid(), append(n.options, usernet.PastaOptions(ports)...))
 		}
 		if err == nil {
 			j.helper = h

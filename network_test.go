@@ -2,6 +2,7 @@ package hakoniwa
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -272,6 +273,10 @@ func TestPastaConfigErrors(t *testing.T) {
 		{New().DNS("1.2.3.4"), "dns 1.2.3.4: the sandbox has no network to reach a name server with (--network none)"},
 		{New().Loopback(true).DNS("1.2.3.4"), "(--network loopback)"},
 		{New().ShareNet(true).DNS("example.com"), "dns example.com: not an IP address"},
+		{New().ShareNet(true).DNS("none", "192.0.2.53"), "dns none: means no name server, and cannot be given with others"},
+		{New().ShareNet(true).DNS("192.0.2.53").BindRO(t.TempDir(), "/etc"), "which has no resolv.conf to put the name servers over"},
+		{New().UserNetwork("pasta", "-T", "18081").AllowConnect("192.0.2.1"), "allow-connect 192.0.2.1: cannot be used with pasta's -T 18081"},
+		{New().UserNetwork("pasta", "--udp-ns=53").AllowConnect("192.0.2.1"), "cannot be used with pasta's -U 53"},
 		{New().UserNetwork("pasta").Publish("8080"), "publish 8080: \"8080\": want [HOSTIP:]HOSTPORT:SANDBOXPORT"},
 		{New().ShareNet(true).UserNetwork("pasta"), "network pasta: needs a network namespace of the sandbox's own"},
 	} {
@@ -393,6 +398,21 @@ for name, args in (("packet", (socket.AF_PACKET, socket.SOCK_RAW)), ("raw", (soc
         print(name, "socket: opened")
     except OSError as e:
         print(name, "socket:", errno.errorcode[e.errno])
+import fcntl
+try:
+    fcntl.ioctl(socket.socket(), 0x8914, struct.pack("16sH14x", b"lo", 0))  # SIOCSIFFLAGS: lo down
+    print("interface: changed")
+except OSError as e:
+    print("interface:", errno.errorcode[e.errno])
+`
+
+// pyNewNetns moves into a network namespace of its own (with a user
+// namespace, if it is not root inside), which has no rules and no way out,
+// then tries the connection.
+const pyNewNetns = `import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+flags = 0x40000000 | (0 if os.getuid() == 0 else 0x10000000)  # CLONE_NEWNET, CLONE_NEWUSER
+print("unshare:", libc.unshare(flags) == 0 or os.strerror(ctypes.get_errno()))
 `
 
 // TestAllowConnectCannotBeLifted is the attack on the allowlist: a command
@@ -404,9 +424,23 @@ func TestAllowConnectCannotBeLifted(t *testing.T) {
 	b := hostServers(t, addr, "server B")
 	c := kiss(t).UserNetwork("pasta").AllowConnect(fmt.Sprintf("%s:%d", addr, a)).UID(0).GID(0).Seccomp(nil)
 	out, _ := pastaRun(t, c, pyNftDelete+"\n"+pyConnect, addr, strconv.Itoa(b))
-	want := "delete table: EPERM\npacket socket: EPERM\nraw socket: EPERM\nerror: ConnectionRefusedError"
+	want := "delete table: EPERM\npacket socket: EPERM\nraw socket: EPERM\ninterface: EPERM\nerror: ConnectionRefusedError"
 	if out != want {
 		t.Errorf("got\n%s\nwant\n%s", out, want)
+	}
+	// A network namespace of its own has no rules, and no way out. (As
+	// the host's root the nested namespace forbids new ones: then the
+	// unshare fails.)
+	for _, uid := range []int64{0, 1000} {
+		out, _ = pastaRun(t, kiss(t).UserNetwork("pasta").AllowConnect(fmt.Sprintf("%s:%d", addr, a)).UID(uid).GID(uid).Seccomp(nil),
+			pyNewNetns+"\n"+pyConnect, addr, strconv.Itoa(b))
+		want := "unshare: True\nerror: OSError" // ENETUNREACH: no interface but lo
+		if os.Getuid() == 0 {
+			want = "unshare: No space left on device\nerror: ConnectionRefusedError" // max_net_namespaces 0
+		}
+		if out != want {
+			t.Errorf("uid %d in a new network namespace: got %q, want %q", uid, out, want)
+		}
 	}
 	// The same script, without the allowlist, deletes nothing (there is
 	// no table) and reaches the server: the attack is real.
@@ -440,6 +474,11 @@ func TestResolvConf(t *testing.T) {
 		{"the caller's own file", "pasta", func() *Container {
 			return kiss(t).UserNetwork("pasta").File("/etc/resolv.conf", []byte("nameserver 192.0.2.1\n"))
 		}, "nameserver 192.0.2.1\n"},
+		{"--dns none", "pasta", func() *Container { return kiss(t).UserNetwork("pasta").DNS("none") }, "none\n"},
+		{"read-only /etc", "pasta", func() *Container { return kiss(t).UserNetwork("pasta").Tmpfs("/etc", "ro") }, "none\n"},
+		{"/etc a symlink", "pasta", func() *Container { return kiss(t).UserNetwork("pasta").Symlink("/usr/share", "/etc") }, "none\n"},
+		{"bound /etc without the file", "pasta", func() *Container { return kiss(t).UserNetwork("pasta").BindRO(t.TempDir(), "/etc") }, "none\n"},
+		{"--dns, writable /etc tmpfs", "pasta", func() *Container { return kiss(t).UserNetwork("pasta").Tmpfs("/etc", "").DNS("192.0.2.53") }, head + "nameserver 192.0.2.53\n"},
 		{"no network", "", func() *Container { return kiss(t) }, "none\n"},
 		{"host network", "", func() *Container { return kiss(t).ShareNet(true) }, "none\n"},
 	} {
@@ -504,4 +543,137 @@ func TestDNSQuery(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestUserNetStartCancelled cancels the run's context while the helper
+// (a fake one that never gets ready) starts: the run stops at once, says
+// why, and the helper is gone.
+func TestUserNetStartCancelled(t *testing.T) {
+	for _, helper := range helpers {
+		t.Run(helper, func(t *testing.T) {
+			dir := t.TempDir()
+			fake := filepath.Join(dir, helper)
+			pidFile := filepath.Join(dir, "pid")
+			if err := os.WriteFile(fake, []byte("#!/bin/sh\necho $$ > "+pidFile+"\nexec sleep 60\n"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			start := time.Now()
+			cmd := kiss(t).UserNetwork(helper).CommandContext(ctx, "/bin/echo", "ran")
+			out, err := cmd.Output()
+			if took := time.Since(start); took > 3*time.Second {
+				t.Errorf("the run took %v to stop", took)
+			}
+			want := "stopped while " + helper + " was starting: context deadline exceeded"
+			if err == nil || !strings.Contains(err.Error(), want) || len(out) != 0 {
+				t.Fatalf("out %q, err %v; want %q", out, err, want)
+			}
+			b, err := os.ReadFile(pidFile)
+			pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+			if err != nil || pid <= 0 {
+				t.Fatalf("the fake %s did not run: %v %q", helper, err, b)
+			}
+			if testutil.Alive(pid) {
+				t.Errorf("the fake %s, pid %d, is left", helper, pid)
+			}
+		})
+	}
+}
+
+// pyBackchannel binds a UDP port, sends from it to a name server (allowed
+// on port 53, and pasta then keeps that port open on the host for
+// answers from anyone), and answers whatever comes in.
+const pyBackchannel = `import socket, sys, errno
+port, ns = int(sys.argv[1]), sys.argv[2]
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind(("0.0.0.0", port))
+u.sendto(b"query", (ns, 53))
+print("ready", flush=True)
+u.settimeout(4)
+try:
+    data, peer = u.recvfrom(100)
+except socket.timeout:
+    print("nothing came in")
+    sys.exit()
+try:
+    u.sendto(b"EXFIL", peer)
+    print("answered")
+except OSError as e:
+    print("answer:", errno.errorcode[e.errno])
+`
+
+// TestAllowConnectNoBackchannel is the attack on answers: a peer off the
+// list sends to the host port that the helper opened for the sandbox's
+// allowed UDP traffic, and the sandbox answers it. Without the allowlist
+// the answer arrives (pasta passes datagrams from anyone in); with it, the
+// answer is refused, as answers pass only from published ports.
+func TestAllowConnectNoBackchannel(t *testing.T) {
+	for _, helper := range helpers {
+		t.Run(helper, func(t *testing.T) {
+			addr := haveHelper(t, helper)
+			// slirp4netns passes in only what the flow's own peer
+			// sends: the control would show nothing.
+			if helper == "pasta" {
+				if got := backchannel(t, kiss(t).UserNetwork(helper).DNS(addr), addr); got != "EXFIL" {
+					t.Errorf("without an allowlist the peer got %q: the attack does not reach the sandbox, so the test shows nothing", got)
+				}
+			}
+			if got := backchannel(t, kiss(t).UserNetwork(helper).DNS(addr).AllowConnect("192.0.2.1:9"), addr); got != "" {
+				t.Errorf("with an allowlist, the peer off it got %q from the sandbox", got)
+			}
+		})
+	}
+}
+
+// backchannel runs pyBackchannel in c, sends to it from a peer on addr,
+// and returns what the peer got back.
+func backchannel(t *testing.T, c *Container, addr string) string {
+	t.Helper()
+	peer, err := net.ListenPacket("udp", addr+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	free, err := net.ListenPacket("udp", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := free.LocalAddr().(*net.UDPAddr).Port
+	free.Close() // for the helper to take
+	cmd := c.Walltime(10*time.Second).Command("/usr/bin/python3", "-c", pyBackchannel, strconv.Itoa(port), addr)
+	stdout, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdout.Close()
+	cmd.Stdout = w
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(stdout)
+	if !lines.Scan() || lines.Text() != "ready" {
+		cmd.Wait()
+		t.Fatalf("the sandbox said %q", lines.Text())
+	}
+	to := &net.UDPAddr{IP: net.ParseIP(addr), Port: port}
+	var got string
+	buf := make([]byte, 100)
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline) && got == ""; {
+		peer.WriteTo([]byte("hello"), to)
+		peer.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		if n, _, err := peer.ReadFrom(buf); err == nil {
+			got = string(buf[:n])
+		}
+	}
+	var rest []string
+	for lines.Scan() {
+		rest = append(rest, lines.Text())
+	}
+	cmd.Wait()
+	t.Logf("the sandbox: %q; the peer got %q", rest, got)
+	return got
 }

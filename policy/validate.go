@@ -138,8 +138,12 @@ func (p *Policy) check(d *doc) ErrorList {
 		}
 		userNet := n.Mode == "pasta" || n.Mode == "slirp4netns"
 		for i, s := range n.DNS {
-			if a, err := netip.ParseAddr(s); err != nil || a.Zone() != "" {
-				add(d.errAt(index("network.dns", i), "%q is not an IP address", s))
+			if s == "none" {
+				if len(n.DNS) > 1 {
+					add(d.errAt(index("network.dns", i), `"none" means no name server, and cannot be given with others`))
+				}
+			} else if a, err := netip.ParseAddr(s); err != nil || a.Zone() != "" {
+				add(d.errAt(index("network.dns", i), `%q is not an IP address (or "none")`, s))
 			} else if n.Mode == "none" || n.Mode == "loopback" {
 				add(d.errAt(index("network.dns", i), "the sandbox has no network to reach a name server with (mode %q)", n.Mode))
 			}

@@ -125,6 +125,8 @@ func TestValidate1(t *testing.T) {
 			place{Line: 1, Col: 13, Key: "network.mode"}, []string{`unknown mode "bridge"`}},
 		{"network dns not an address", "[network]\nmode = \"host\"\ndns = [\"1.1.1.1\", \"dns.example\"]\n",
 			place{Line: 3, Col: 19, Key: "network.dns[1]"}, []string{`"dns.example" is not an IP address`}},
+		{"network dns none with others", "network = { mode = \"pasta\", dns = [\"none\", \"1.1.1.1\"] }\n",
+			place{Line: 1, Col: 36, Key: "network.dns[0]"}, []string{`"none" means no name server, and cannot be given with others`}},
 		{"network dns without a network", "network = { mode = \"loopback\", dns = [\"1.1.1.1\"] }\n",
 			place{Line: 1, Col: 39, Key: "network.dns[0]"}, []string{`the sandbox has no network to reach a name server with (mode "loopback")`}},
 		{"network publish bad", "network = { mode = \"pasta\", publish = [\"80\"] }\n",

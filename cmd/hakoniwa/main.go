@@ -233,7 +233,7 @@ Exit status: the command's own code, 128+N when it was killed by signal N,
 	f.BoolVar(&o.shareNet, "share-net", false, "keep the host's network namespace")
 	f.StringVar(&o.network, "network", "", "`MODE`: none (the default: a new namespace, lo down), loopback (lo up), host (same as --share-net), pasta[:OPTIONS] or slirp4netns[:OPTIONS] (user-mode networking by that helper, with its comma-separated OPTIONS; no port forwarding and no host loopback unless asked)")
 	f.StringArrayVarP(&o.publish, "publish", "p", nil, "forward the host's port to the sandbox's, with --network pasta or slirp4netns (IPv4 only): `[HOSTIP:]HOSTPORT:SANDBOXPORT[/tcp|/udp]` (repeatable)")
-	f.StringArrayVar(&o.dns, "dns", nil, "list the name server `IP` in the sandbox's /etc/resolv.conf (repeatable); with --network pasta or slirp4netns it lists the helper's DNS forwarder unless this is given")
+	f.StringArrayVar(&o.dns, "dns", nil, "list the name server `IP` in the sandbox's /etc/resolv.conf (repeatable; none: write no resolv.conf and, with --allow-connect, allow no name server); with --network pasta or slirp4netns it lists the helper's DNS forwarder unless this is given")
 	f.StringArrayVar(&o.allowConnect, "allow-connect", nil, "with --network pasta or slirp4netns, let the sandbox connect only to `HOST_OR_CIDR[:PORTS]` (repeatable; an address, CIDR prefix or host name, then TCP and UDP ports such as 80,443 or 8000-8100; an IPv6 one in brackets); anything else is refused")
 	cmd.RegisterFlagCompletionFunc("network", cobra.FixedCompletions([]string{"none", "loopback", "host", "pasta", "slirp4netns"}, cobra.ShellCompDirectiveNoFileComp))
 	f.BoolVar(&o.shareUTS, "share-uts", false, "keep the host's uts namespace")
@@ -359,7 +359,10 @@ func (o *runOptions) container(pol *policy.Policy, log *slog.Logger) (*hakoniwa.
 		if o.shareNet {
 			return nil, usageError{fmt.Errorf("--network %s conflicts with --share-net", o.network)}
 		}
-		c.ShareNet(false).Loopback(mode == "loopback").UserNetwork("").DNS() // nothing to reach a name server with
+		// The policy's ports, allowlist and name servers go with its
+		// network: nothing could use them now. (With host they stay,
+		// and are an error: the allowlist is never dropped silently.)
+		c.ShareNet(false).Loopback(mode == "loopback").UserNetwork("").Publish().AllowConnect().DNS()
 	case "host":
 		if o.unshareNet || o.unshareAll {
 			return nil, usageError{errors.New("--network host conflicts with --unshare-network and --unshare-all")}
@@ -390,9 +393,11 @@ func (o *runOptions) container(pol *policy.Policy, log *slog.Logger) (*hakoniwa.
 		c.Publish(spec) // with the policy's network, checked when the run starts
 	}
 	if len(o.dns) > 0 {
-		c.DNS(o.dns...) // checked when the run starts
+		c.DNS().DNS(o.dns...) // instead of the policy's; checked when the run starts
 	}
-	c.AllowConnect(o.allowConnect...)
+	if len(o.allowConnect) > 0 {
+		c.AllowConnect(o.allowConnect...) // checked when the run starts
+	}
 	for _, conflict := range []struct {
 		share, unshare bool
 		a, b           string

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -95,14 +96,10 @@ func TestParse(t *testing.T) {
 	}
 }
 
-// TestBatchShape walks the batch's netlink messages: it begins and ends
-// the batch, asks for exactly one acknowledgement, on the last rule, and
-// every length adds up.
-func TestBatchShape(t *testing.T) {
-	r, _ := Parse("192.0.2.0/24:80,443", noLookup)
-	b := Batch([]Rule{r})
-	var types []uint16
-	var acks []int
+// messages walks a batch's netlink messages, and returns their types and
+// the indexes of those that ask for an acknowledgement.
+func messages(t *testing.T, b []byte) (types []uint16, acks []int) {
+	t.Helper()
 	for len(b) > 0 {
 		if len(b) < unix.NLMSG_HDRLEN {
 			t.Fatalf("%d bytes left over", len(b))
@@ -117,14 +114,59 @@ func TestBatchShape(t *testing.T) {
 		}
 		b = b[n:]
 	}
+	return types, acks
+}
+
+// TestBatchShape checks the batches' netlink messages: each begins and
+// ends a batch, asks for exactly one acknowledgement, on its last rule,
+// and every length adds up; a long allowlist is split into batches that
+// each fit a netlink send, the first making the table and chain.
+func TestBatchShape(t *testing.T) {
 	rule := uint16(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_NEWRULE)
-	// begin, table, chain, 3 fixed rules, 2 protocols x 2 ports, 2 rejects, end
-	if len(types) != 1+1+1+3+4+2+1 || types[0] != unix.NFNL_MSG_BATCH_BEGIN || types[len(types)-1] != unix.NFNL_MSG_BATCH_END ||
+	r, _ := Parse("192.0.2.0/24:80,443", noLookup)
+	bs := Batches([]Rule{r}, []Published{{8080, "tcp"}})
+	if len(bs) != 1 {
+		t.Fatalf("%d batches", len(bs))
+	}
+	types, acks := messages(t, bs[0])
+	// begin, table, chain, 2 fixed rules, 1 published, 2 protocols x 2 ports, 2 rejects, end
+	if len(types) != 1+1+1+2+1+4+2+1 || types[0] != unix.NFNL_MSG_BATCH_BEGIN || types[len(types)-1] != unix.NFNL_MSG_BATCH_END ||
 		types[len(types)-2] != rule {
 		t.Errorf("message types %v", types)
 	}
 	if len(acks) != 1 || acks[0] != len(types)-2 {
 		t.Errorf("acknowledgements asked for by messages %v, want only the last rule, %d", acks, len(types)-2)
+	}
+
+	var ports []string
+	for p := 1; p <= 1000; p++ {
+		ports = append(ports, strconv.Itoa(p*2))
+	}
+	r, _ = Parse("192.0.2.0/24:"+strings.Join(ports, ","), noLookup)
+	bs = Batches([]Rule{r}, nil)
+	if len(bs) < 2 {
+		t.Fatalf("2000 rules in %d batch", len(bs))
+	}
+	rules := 0
+	for i, b := range bs {
+		if len(b) > maxBatch {
+			t.Errorf("batch %d has %d bytes", i, len(b))
+		}
+		types, acks := messages(t, b)
+		if types[0] != unix.NFNL_MSG_BATCH_BEGIN || types[len(types)-1] != unix.NFNL_MSG_BATCH_END || len(acks) != 1 || acks[0] != len(types)-2 {
+			t.Errorf("batch %d: types %v, acks %v", i, types, acks)
+		}
+		if (types[1] == unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_NEWTABLE) != (i == 0) {
+			t.Errorf("batch %d: makes the table: %v", i, types[1])
+		}
+		for _, typ := range types {
+			if typ == rule {
+				rules++
+			}
+		}
+	}
+	if want := 2 + 2000 + 2; rules != want {
+		t.Errorf("%d rules in all, want %d", rules, want)
 	}
 }
 
@@ -147,21 +189,27 @@ func applyAndList(specs string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	if err := unix.Sendto(fd, Batch(rules), 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
+	batches := Batches(rules, []Published{{8080, "tcp"}, {5353, "udp"}})
+	for _, b := range batches {
+		if err := unix.Sendto(fd, b, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		buf := make([]byte, 4096)
+		n, _, err := unix.Recvfrom(fd, buf, 0)
+		if err != nil || n < 20 || binary.NativeEndian.Uint16(buf[4:]) != unix.NLMSG_ERROR {
+			fmt.Fprintln(os.Stderr, "no acknowledgement:", err, n)
+			return 2
+		}
+		if e := int32(binary.NativeEndian.Uint32(buf[16:])); e != 0 {
+			fmt.Fprintln(os.Stderr, "the kernel refused the batch:", syscall.Errno(-e))
+			return 2
+		}
 	}
-	buf := make([]byte, 4096)
-	n, _, err := unix.Recvfrom(fd, buf, 0)
-	if err != nil || n < 20 || binary.NativeEndian.Uint16(buf[4:]) != unix.NLMSG_ERROR {
-		fmt.Fprintln(os.Stderr, "no acknowledgement:", err, n)
-		return 2
+	fmt.Printf("applied %d\n", len(batches))
+	if len(rules) > 10 {
+		return 0 // too long to compare
 	}
-	if e := int32(binary.NativeEndian.Uint32(buf[16:])); e != 0 {
-		fmt.Fprintln(os.Stderr, "the kernel refused the batch:", syscall.Errno(-e))
-		return 2
-	}
-	fmt.Println("applied")
 	if nft, err := exec.LookPath("nft"); err == nil {
 		out, err := exec.Command(nft, "list", "ruleset").CombinedOutput()
 		fmt.Print(string(out))
@@ -172,15 +220,16 @@ func applyAndList(specs string) int {
 	return 0
 }
 
-// TestBatchApplied has the kernel apply a batch in a network namespace of
-// the test's own, and, where nft is installed, reads the rules back.
-func TestBatchApplied(t *testing.T) {
+// inNetns runs the test binary in a user and network namespace of its
+// own, to apply the rules in specs.
+func inNetns(t *testing.T, specs string) string {
+	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), childEnv+"=192.0.2.0/24:443,8000-8100 [2001:db8::/32]:53 10.1.2.3 0.0.0.0/0:25")
+	cmd.Env = append(os.Environ(), childEnv+"="+specs)
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags:  syscall.CLONE_NEWUSER | syscall.CLONE_NEWNET,
 		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}},
@@ -190,8 +239,22 @@ func TestBatchApplied(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	got := string(out)
-	if !strings.HasPrefix(got, "applied\n") {
+	return string(out)
+}
+
+// TestBatchApplied has the kernel apply a batch in a network namespace of
+// the test's own, and, where nft is installed, reads the rules back; and
+// a long allowlist, in several batches.
+func TestBatchApplied(t *testing.T) {
+	var many []string
+	for i := range 40 {
+		many = append(many, fmt.Sprintf("10.%d.0.0/16:80,443,1000-2000,5000", i))
+	}
+	if got := inNetns(t, strings.Join(many, " ")); !strings.HasPrefix(got, "applied ") || got == "applied 1\n" {
+		t.Errorf("40 rules with 4 port ranges: %q", got)
+	}
+	got := inNetns(t, "192.0.2.0/24:443,8000-8100 [2001:db8::/32]:53 10.1.2.3 0.0.0.0/0:25")
+	if !strings.HasPrefix(got, "applied 1\n") {
 		t.Fatalf("got %q", got)
 	}
 	if _, err := exec.LookPath("nft"); err != nil {
@@ -200,13 +263,14 @@ func TestBatchApplied(t *testing.T) {
 		}
 		t.Skip("nft is not installed: the rules were applied, but are not read back")
 	}
-	want := `applied
+	want := `applied 1
 table inet hakoniwa {
 	chain egress {
 		type filter hook output priority filter; policy drop;
 		oif "lo" accept
-		ct state established,related accept
 		icmpv6 type 133-137 accept
+		ct direction reply tcp sport 8080 accept
+		ct direction reply udp sport 5353 accept
 		ip daddr 192.0.2.0/24 tcp dport 443 accept
 		ip daddr 192.0.2.0/24 tcp dport 8000-8100 accept
 		ip daddr 192.0.2.0/24 udp dport 443 accept

@@ -23,32 +23,49 @@ const (
 	icmpv6RouterSolicit = 133
 	icmpv6Redirect      = 137
 
-	ctStateEstablished = 1 << 1 // NF_CT_STATE_BIT(IP_CT_ESTABLISHED)
-	ctStateRelated     = 1 << 2 // NF_CT_STATE_BIT(IP_CT_RELATED)
-	loopbackIfindex    = 1      // lo is always interface 1
+	ctDirReply      = 1 // IP_CT_DIR_REPLY
+	loopbackIfindex = 1 // lo is always interface 1
+
+	// maxBatch bounds the bytes of one batch, well under what a
+	// netlink socket takes in one send (its default send buffer,
+	// 212992 bytes, less the kernel's overhead).
+	maxBatch = 64 << 10
 )
 
-// Batch returns the nftables netlink batch that allows the sandbox to send
-// only what rules allow:
+// Published is a port of the sandbox's that the host forwards to.
+type Published struct {
+	Port  uint16
+	Proto string // "tcp" or "udp"
+}
+
+// Batches returns the nftables netlink batches that allow the sandbox to
+// send only what rules allow, and answers from its published ports:
 //
 //	table inet hakoniwa {
 //		chain egress {
 //			type filter hook output priority 0; policy drop;
 //			oif lo accept
-//			ct state established,related accept  # answers to connections made to the sandbox
-//			icmpv6 type 133-137 accept           # neighbour and router discovery
-//			ip daddr 192.0.2.0/24 tcp dport 443 accept  # one per rule, prefix, protocol and port range
-//			meta l4proto tcp reject with tcp reset     # connect() fails with ECONNREFUSED
-//			reject with icmpx port-unreachable         # UDP and the rest: ECONNREFUSED as well
+//			icmpv6 type 133-137 accept                  # neighbour and router discovery
+//			ct direction reply tcp sport 8080 accept     # answers from a published port
+//			ip daddr 192.0.2.0/24 tcp dport 443 accept   # one per rule, prefix, protocol and port range
+//			meta l4proto tcp reject with tcp reset       # connect() fails with ECONNREFUSED
+//			reject with icmpx port-unreachable           # the rest: the send fails with EPERM
 //		}
 //	}
 //
-// Every message asks for creation in a fresh namespace; the last rule asks
-// for an acknowledgement, which the kernel sends after the errors of any
-// earlier message, so that one read tells whether the batch was applied.
-func Batch(rules []Rule) []byte {
+// Answers are accepted by connection tracking's direction only from a
+// published port: a helper may pass in packets from anyone to a port the
+// sandbox sent from (pasta keeps a UDP source port open on the host), and
+// answers to those would otherwise reach unlisted peers.
+//
+// The rules come in as many batches as a netlink send takes, to be sent in
+// order. Every message asks for creation in a fresh namespace; the last
+// rule of each batch asks for an acknowledgement, which the kernel sends
+// after the errors of any earlier message, so that one read tells whether
+// the batch was applied.
+func Batches(rules []Rule, published []Published) [][]byte {
 	w := &batch{}
-	w.msg(unix.NFNL_MSG_BATCH_BEGIN, unix.NLM_F_REQUEST, unix.AF_UNSPEC, unix.NFNL_SUBSYS_NFTABLES)
+	w.begin()
 	w.nft(unix.NFT_MSG_NEWTABLE, unix.NLM_F_CREATE, attr(unix.NFTA_TABLE_NAME, cstr(Table)))
 	w.nft(unix.NFT_MSG_NEWCHAIN, unix.NLM_F_CREATE,
 		attr(unix.NFTA_CHAIN_TABLE, cstr(Table)),
@@ -62,11 +79,19 @@ func Batch(rules []Rule) []byte {
 	var list [][][]byte // each rule's expressions
 	list = append(list,
 		[][]byte{meta(unix.NFT_META_OIF), cmp(unix.NFT_CMP_EQ, u32(loopbackIfindex)), verdict(nfAccept)},
-		[][]byte{ct(unix.NFT_CT_STATE), bitwise(u32(ctStateEstablished | ctStateRelated)), cmp(unix.NFT_CMP_NEQ, u32(0)), verdict(nfAccept)},
 		[][]byte{meta(unix.NFT_META_NFPROTO), cmp(unix.NFT_CMP_EQ, []byte{unix.NFPROTO_IPV6}),
 			meta(unix.NFT_META_L4PROTO), cmp(unix.NFT_CMP_EQ, []byte{unix.IPPROTO_ICMPV6}),
 			payload(unix.NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1),
 			rangeEq([]byte{icmpv6RouterSolicit}, []byte{icmpv6Redirect}), verdict(nfAccept)})
+	for _, p := range published {
+		proto := byte(unix.IPPROTO_TCP)
+		if p.Proto == "udp" {
+			proto = unix.IPPROTO_UDP
+		}
+		list = append(list, [][]byte{ct(unix.NFT_CT_DIRECTION), cmp(unix.NFT_CMP_EQ, []byte{ctDirReply}),
+			meta(unix.NFT_META_L4PROTO), cmp(unix.NFT_CMP_EQ, []byte{proto}),
+			payload(unix.NFT_PAYLOAD_TRANSPORT_HEADER, 0, 2), cmp(unix.NFT_CMP_EQ, be16(p.Port)), verdict(nfAccept)})
+	}
 	for _, r := range rules {
 		for _, p := range r.Prefixes {
 			dst := daddr(p)
@@ -92,18 +117,39 @@ func Batch(rules []Rule) []byte {
 	list = append(list,
 		[][]byte{meta(unix.NFT_META_L4PROTO), cmp(unix.NFT_CMP_EQ, []byte{unix.IPPROTO_TCP}), reject(unix.NFT_REJECT_TCP_RST, 0)},
 		[][]byte{reject(unix.NFT_REJECT_ICMPX_UNREACH, unix.NFT_REJECT_ICMPX_PORT_UNREACH)})
+	var batches [][]byte
 	for i, exprs := range list {
+		rule := [][]byte{attr(unix.NFTA_RULE_TABLE, cstr(Table)), attr(unix.NFTA_RULE_CHAIN, cstr(Chain)),
+			nested(unix.NFTA_RULE_EXPRESSIONS, exprs...)}
+		last := i == len(list)-1
+		if !last && len(w.b)+2*ruleSize(rule)+unix.NLMSG_HDRLEN+4 > maxBatch {
+			// This rule ends the batch; the next starts another.
+			last = true
+		}
 		var flags uint16 = unix.NLM_F_CREATE | unix.NLM_F_APPEND
-		if i == len(list)-1 {
+		if last {
 			flags |= unix.NLM_F_ACK
 		}
-		w.nft(unix.NFT_MSG_NEWRULE, flags,
-			attr(unix.NFTA_RULE_TABLE, cstr(Table)),
-			attr(unix.NFTA_RULE_CHAIN, cstr(Chain)),
-			nested(unix.NFTA_RULE_EXPRESSIONS, exprs...))
+		w.nft(unix.NFT_MSG_NEWRULE, flags, rule...)
+		if last {
+			w.end()
+			batches = append(batches, w.b)
+			w.b = nil
+			if i < len(list)-1 {
+				w.begin()
+			}
+		}
 	}
-	w.msg(unix.NFNL_MSG_BATCH_END, unix.NLM_F_REQUEST, unix.AF_UNSPEC, unix.NFNL_SUBSYS_NFTABLES)
-	return w.b
+	return batches
+}
+
+// ruleSize is the size of a rule message with these attributes.
+func ruleSize(attrs [][]byte) int {
+	n := unix.NLMSG_HDRLEN + 4
+	for _, a := range attrs {
+		n += len(a)
+	}
+	return n
 }
 
 // daddr matches the destination address against p.
@@ -132,6 +178,14 @@ func daddr(p netip.Prefix) [][]byte {
 type batch struct {
 	b   []byte
 	seq uint32
+}
+
+func (w *batch) begin() {
+	w.msg(unix.NFNL_MSG_BATCH_BEGIN, unix.NLM_F_REQUEST, unix.AF_UNSPEC, unix.NFNL_SUBSYS_NFTABLES)
+}
+
+func (w *batch) end() {
+	w.msg(unix.NFNL_MSG_BATCH_END, unix.NLM_F_REQUEST, unix.AF_UNSPEC, unix.NFNL_SUBSYS_NFTABLES)
 }
 
 // msg appends a netlink message with an nfgenmsg header.

@@ -129,9 +129,9 @@ func TestOptionValue(t *testing.T) {
 		{[]string{"--mtu-x", "1"}, "", false},
 		{[]string{"-n", "1"}, "", false},
 	} {
-		v, ok := optionValue(tc.options, "-m", "--mtu")
+		v, ok := OptionValue(tc.options, "-m", "--mtu")
 		if v != tc.value || ok != tc.wantOK {
-			t.Errorf("optionValue(%q) = %q, %v", tc.options, v, ok)
+			t.Errorf("OptionValue(%q) = %q, %v", tc.options, v, ok)
 		}
 	}
 }

@@ -6,6 +6,7 @@ package usernet
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -29,6 +30,7 @@ type Helper struct {
 	out     *bytes.Buffer
 	exitW   *os.File // slirp4netns quits when this is closed
 	apiDir  string   // holds slirp4netns's API socket
+	waitErr error    // how it ended, once Close has waited
 }
 
 // startTimeout bounds pasta's set-up.
@@ -46,7 +48,9 @@ const startTimeout = 10 * time.Second
 // pasta runs in the foreground, as our child: it is killed by Close, and
 // by its parent-death signal if we die first (pasta does not quit by
 // itself when the sandbox is gone).
-func Pasta(pid, uid, gid int, options []string) (*Helper, error) {
+//
+// Once ctx is done, it stops waiting for pasta and kills it.
+func Pasta(ctx context.Context, pid, uid, gid int, options []string) (*Helper, error) {
 	path, err := exec.LookPath("pasta")
 	if err != nil {
 		return nil, errors.New("pasta is not installed (Debian and Ubuntu: apt-get install passt; Fedora: dnf install passt)")
@@ -84,18 +88,34 @@ func Pasta(pid, uid, gid int, options []string) (*Helper, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start pasta: %w", err)
 	}
-	pr.SetReadDeadline(time.Now().Add(startTimeout))
 	var buf [32]byte
-	n, rerr := pr.Read(buf[:])
+	n, rerr := readReady(ctx, pr, buf[:])
 	if got, err := strconv.Atoi(strings.TrimSpace(string(buf[:n]))); rerr != nil || err != nil || got <= 0 {
-		h.cmd.Process.Kill()
-		werr := h.cmd.Wait()
-		if errors.Is(rerr, os.ErrDeadlineExceeded) {
-			return nil, fmt.Errorf("pasta did not set up the network within %v: %s", startTimeout, quote(h.out.String()))
-		}
-		return nil, fmt.Errorf("pasta failed (%v): %s", werr, tunHint(quote(h.out.String())))
+		return nil, h.failed(ctx, "pasta", rerr)
 	}
 	return h, nil
+}
+
+// readReady reads the helper's word that it is ready from r, for up to
+// startTimeout, or until ctx is done.
+func readReady(ctx context.Context, r *os.File, buf []byte) (int, error) {
+	r.SetReadDeadline(time.Now().Add(startTimeout))
+	stop := context.AfterFunc(ctx, func() { r.SetReadDeadline(time.Now()) })
+	defer stop()
+	return r.Read(buf)
+}
+
+// failed stops a helper that did not get ready, and says why: ctx done,
+// the start timeout, or the helper's own complaint.
+func (h *Helper) failed(ctx context.Context, name string, rerr error) error {
+	h.Close()
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("stopped while %s was starting: %w", name, context.Cause(ctx))
+	case errors.Is(rerr, os.ErrDeadlineExceeded):
+		return fmt.Errorf("%s did not set up the network within %v: %s", name, startTimeout, quote(h.out.String()))
+	}
+	return fmt.Errorf("%s failed (%v): %s", name, h.waitErr, tunHint(quote(h.out.String())))
 }
 
 // Slirp4netns starts slirp4netns for the network namespace of pid, with
@@ -107,7 +127,7 @@ func Pasta(pid, uid, gid int, options []string) (*Helper, error) {
 //
 // Ports are forwarded through slirp4netns's API socket, in a directory of
 // our own that Close removes; slirp4netns forwards IPv4 only.
-func Slirp4netns(pid int, options []string, ports []Port) (*Helper, error) {
+func Slirp4netns(ctx context.Context, pid int, options []string, ports []Port) (*Helper, error) {
 	path, err := exec.LookPath("slirp4netns")
 	if err != nil {
 		return nil, errors.New("slirp4netns is not installed (Debian and Ubuntu: apt-get install slirp4netns; Fedora: dnf install slirp4netns)")
@@ -181,19 +201,17 @@ func Slirp4netns(pid int, options []string, ports []Port) (*Helper, error) {
 		h.removeAPI()
 		return nil, fmt.Errorf("start slirp4netns: %w", err)
 	}
-	readyR.SetReadDeadline(time.Now().Add(startTimeout))
 	var buf [1]byte
-	if n, rerr := readyR.Read(buf[:]); n != 1 || rerr != nil {
-		h.cmd.Process.Kill()
-		exitW.Close()
-		werr := h.cmd.Wait()
-		h.removeAPI()
-		if errors.Is(rerr, os.ErrDeadlineExceeded) {
-			return nil, fmt.Errorf("slirp4netns did not set up the network within %v: %s", startTimeout, quote(h.out.String()))
-		}
-		return nil, fmt.Errorf("slirp4netns failed (%v): %s", werr, tunHint(quote(h.out.String())))
+	if n, rerr := readReady(ctx, readyR, buf[:]); n != 1 || rerr != nil {
+		return nil, h.failed(ctx, "slirp4netns", rerr)
 	}
-	if err := h.forward(ports, guest); err != nil {
+	err = h.forward(ports, guest)
+	// slirp4netns keeps listening on its socket: once the ports are
+	// forwarded, the socket is removed, so that nothing else (the
+	// sandbox itself, given the directory through a bind) can ask it
+	// for more.
+	h.removeAPI()
+	if err != nil {
 		h.Close()
 		return nil, err
 	}
@@ -207,16 +225,19 @@ func (h *Helper) forward(ports []Port, guest netip.Addr) error {
 		return nil
 	}
 	socket := filepath.Join(h.apiDir, "api.sock")
-	for deadline := time.Now().Add(startTimeout); ; time.Sleep(2 * time.Millisecond) {
-		if fi, err := os.Stat(socket); err == nil && fi.Mode()&os.ModeSocket != 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("slirp4netns did not open its API socket within %v: %s", startTimeout, quote(h.out.String()))
-		}
-	}
+	// The socket's file exists from its bind, before slirp4netns
+	// listens: until then a connect is refused, or finds no file.
+	deadline := time.Now().Add(startTimeout)
 	for _, p := range ports {
-		if err := slirpForward(socket, p, guest); err != nil {
+		for {
+			err := slirpForward(socket, p, guest)
+			if err == nil {
+				break
+			}
+			if (errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT)) && time.Now().Before(deadline) {
+				time.Sleep(2 * time.Millisecond)
+				continue
+			}
 			return fmt.Errorf("slirp4netns could not forward %s: %w", p, err)
 		}
 	}
@@ -236,7 +257,7 @@ func (h *Helper) removeAPI() {
 // forwarder at 3.
 func slirpAddr(options []string, offset byte) (netip.Addr, bool) {
 	cidr := "10.0.2.0/24"
-	if v, found := optionValue(options, "", "--cidr"); found {
+	if v, found := OptionValue(options, "", "--cidr"); found {
 		cidr = v
 	}
 	p, err := netip.ParsePrefix(cidr)
@@ -287,7 +308,7 @@ var PastaDNSForward = netip.MustParseAddr("169.254.1.1")
 func DNSForwarder(mode string, options []string) (addr netip.Addr, ok bool) {
 	switch mode {
 	case "pasta":
-		v, found := optionValue(options, "", "--dns-forward")
+		v, found := OptionValue(options, "", "--dns-forward")
 		if !found {
 			return PastaDNSForward, true
 		}
@@ -302,9 +323,9 @@ func DNSForwarder(mode string, options []string) (addr netip.Addr, ok bool) {
 	return netip.Addr{}, false
 }
 
-// optionValue returns the value of the last flag short or long in options:
+// OptionValue returns the value of the last flag short or long in options:
 // "-f V", "-fV", "--flag V" or "--flag=V".
-func optionValue(options []string, short, long string) (value string, found bool) {
+func OptionValue(options []string, short, long string) (value string, found bool) {
 	for i := 0; i < len(options); i++ {
 		o := options[i]
 		for _, f := range []string{short, long} {
@@ -412,7 +433,7 @@ func (h *Helper) Close() error {
 	// SIGKILL is as good as SIGTERM, and pasta takes tens of ms over the
 	// latter.
 	h.cmd.Process.Kill()
-	h.cmd.Wait()
+	h.waitErr = h.cmd.Wait()
 	h.cmd = nil
 	h.removeAPI()
 	return nil
