@@ -677,3 +677,46 @@ func backchannel(t *testing.T, c *Container, addr string) string {
 	t.Logf("the sandbox: %q; the peer got %q", rest, got)
 	return got
 }
+
+// TestNetworkModes connects to a listener on the host's 127.0.0.1 from
+// each mode without a helper: only the host's network reaches it; with
+// none, lo is down and any connect fails; with loopback, 127.0.0.1 is the
+// sandbox's own.
+func TestNetworkModes(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go serve(ln, "the host's listener")
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	lo := `import fcntl, socket, struct
+flags, = struct.unpack_from("16xH", fcntl.ioctl(socket.socket(), 0x8913, struct.pack("16s16x", b"lo")))  # SIOCGIFFLAGS
+print("lo", "up" if flags & 1 else "down")
+`
+	for _, tc := range []struct {
+		name string
+		c    *Container
+		want string
+	}{
+		{"none", kiss(t), "lo down\nerror: OSError"}, // ENETUNREACH
+		{"loopback", kiss(t).Loopback(true), "lo up\nerror: ConnectionRefusedError"},
+		{"host", kiss(t).ShareNet(true), "lo up\nthe host's listener"},
+	} {
+		if out, _ := pastaRun(t, tc.c, lo+pyConnect, "127.0.0.1", port); out != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.name, out, tc.want)
+		}
+	}
+}
+
+// TestUserNetMissingHelper names the package to install.
+func TestUserNetMissingHelper(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	for helper, want := range map[string]string{"pasta": "apt-get install passt", "slirp4netns": "apt-get install slirp4netns"} {
+		cmd := kiss(t).UserNetwork(helper).Command("/bin/true")
+		err := cmd.Run()
+		if err == nil || !strings.Contains(err.Error(), helper+" is not installed (Debian and Ubuntu: "+want) || cmd.Result.Status != StatusSE {
+			t.Errorf("%s: %v", helper, err)
+		}
+	}
+}
