@@ -159,6 +159,9 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*nsexec.Program, err
 	// and the ones that only leak the host's state are hidden.
 	hostRoot := uid[1] == 0 || gid[1] == 0
 	l := &layout{b: b, dirs: map[string]int32{}, log: log, protectProc: hostRoot}
+	if err := l.setRootdir(c.rootdir); err != nil {
+		return nil, err
+	}
 	if err := l.build(entries, c.rootRW); err != nil {
 		return nil, err
 	}
@@ -396,6 +399,13 @@ func (c *Container) entries(log *slog.Logger) ([]entry, error) {
 	if !c.noProc {
 		add(Mount{Kind: KindProc, Target: "/proc"})
 	}
+	base, err := c.rootfsMounts(log)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range base {
+		add(m) // before the other mounts, which win
+	}
 	servers, why, err := c.resolvConf()
 	if err != nil {
 		return nil, err
@@ -529,7 +539,10 @@ type layout struct {
 	root        int32
 	dirs        map[string]int32 // O_PATH fds of directories in the new root
 	placed      []entry          // mounts placed so far
-	staged      int              // files staged on the root for fileMount
+	staged      int              // files staged for fileMount
+	stage       int32            // where they are staged: the root tmpfs, or a tmpfs of their own
+	rootdir     *rootdir         // the host directory used as the root, if any
+	rootEntry   *entry           // the owner of what lies directly in a rootdir
 }
 
 func (l *layout) logMount(e entry) {
@@ -577,12 +590,25 @@ func (l *layout) build(entries []entry, rootRW bool) error {
 			}
 		}
 	}
-	l.root = b.NewMount("tmpfs", [][2]string{{"mode", "0755"}}, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV, "create the root tmpfs")
-	b.MoveMount(l.root, nsexec.AtCWD, "/", "mount the root tmpfs over /")
-	l.dirs["/"] = l.root
-	if l.log != nil {
-		l.log.Info(`Mount point: host_path: "", container_path: "/", fstype: "tmpfs", rw: ` + strconv.FormatBool(rootRW))
+	if r := l.rootdir; r != nil {
+		l.root = b.OpenTree(r.path, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE, "clone the mount tree of the root directory "+r.path)
+		b.SetAttr(l.root, l.rootEntry.attrs, 0, true, fmt.Sprintf("make the root directory %s", attrNames(l.rootEntry.attrs)))
+		b.MoveMount(l.root, nsexec.AtCWD, "/", "mount the root directory over /")
+		// Files for fileMount are staged on a tmpfs of their own:
+		// nothing is written to the host's directory.
+		l.stage = b.NewMount("tmpfs", [][2]string{{"mode", "0700"}}, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC, "create a tmpfs to stage files on")
+		if l.log != nil {
+			l.log.Info(fmt.Sprintf("Mount point: host_path: %q, container_path: \"/\", fstype: \"\", rw: %v", r.real, r.rw))
+		}
+	} else {
+		l.root = b.NewMount("tmpfs", [][2]string{{"mode", "0755"}}, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV, "create the root tmpfs")
+		b.MoveMount(l.root, nsexec.AtCWD, "/", "mount the root tmpfs over /")
+		l.stage = l.root
+		if l.log != nil {
+			l.log.Info(`Mount point: host_path: "", container_path: "/", fstype: "tmpfs", rw: ` + strconv.FormatBool(rootRW))
+		}
 	}
+	l.dirs["/"] = l.root
 
 	for i, e := range entries {
 		l.logMount(e)
@@ -641,7 +667,7 @@ func (l *layout) build(entries []entry, rootRW bool) error {
 			b.Close(fd)
 		}
 	}
-	if !rootRW {
+	if !rootRW && l.rootdir == nil {
 		b.SetAttr(l.root, unix.MOUNT_ATTR_RDONLY, 0, false, "make the root read-only")
 	}
 	b.Fchdir(l.root, "chdir to the new root")
@@ -750,7 +776,7 @@ func attrNames(a uint64) string {
 }
 
 // owner returns the mount that p lies in: the deepest placed mount above p,
-// or nil for the root tmpfs.
+// or for the root, nil (a tmpfs) or the root directory's entry.
 func (l *layout) owner(p string) *entry {
 	for i := len(l.placed) - 1; i >= 0; i-- {
 		t := l.placed[i].Target
@@ -758,7 +784,7 @@ func (l *layout) owner(p string) *entry {
 			return &l.placed[i]
 		}
 	}
-	return nil
+	return l.rootEntry
 }
 
 // creatable reports whether new entries may be made at p: only on tmpfs
@@ -858,10 +884,10 @@ func (l *layout) fileMount(e entry, o *entry) error {
 	b := l.b
 	staged := fmt.Sprintf(".hakoniwa-file-%d", l.staged)
 	l.staged++
-	fd := b.Open(l.root, staged, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, 0o644, resolveInRoot, "stage the contents of "+e.Target+" on the root tmpfs as /"+staged)
-	b.Write(fd, e.Contents, fmt.Sprintf("write %d bytes to /%s", len(e.Contents), staged))
+	fd := b.Open(l.stage, staged, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, 0o644, resolveInRoot, "stage the contents of "+e.Target+" as "+staged)
+	b.Write(fd, e.Contents, fmt.Sprintf("write %d bytes to %s", len(e.Contents), staged))
 	b.Close(fd)
-	tree := b.OpenTreeAt(l.root, staged, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC, "clone /"+staged+" as a mount of its own")
+	tree := b.OpenTreeAt(l.stage, staged, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC, "clone "+staged+" as a mount of its own")
 	b.SetAttr(tree, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC, 0, false, "make it read-only, nosuid, nodev, noexec")
 	parent, err := l.dir(path.Dir(e.Target))
 	if err != nil {
@@ -873,7 +899,7 @@ func (l *layout) fileMount(e entry, o *entry) error {
 	b.Close(tree)
 	// The mount keeps the file; the root need not (the kernel will not
 	// mount an unlinked file, so this comes last).
-	b.Unlink(l.root, staged, 0, "remove /"+staged+" from the root")
+	b.Unlink(l.stage, staged, 0, "remove "+staged+" from where it was staged")
 	return nil
 }
 

@@ -102,8 +102,10 @@ type Container struct {
 	hostnameSet bool
 	uid, gid    *int64 // ids inside; nil means the caller's own
 
-	mounts []Mount
-	env    []string
+	rootfs  string   // see Rootfs
+	rootdir *rootdir // see Rootdir
+	mounts  []Mount
+	env     []string
 
 	rlimits       map[int]uint64
 	walltime      time.Duration

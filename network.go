@@ -130,13 +130,22 @@ func (c *Container) resolvConf() (servers []netip.Addr, why string, err error) {
 			etc = &c.mounts[i]
 		}
 	}
-	if etc != nil && etc.Kind == KindBind {
-		host := path.Join(etc.Source, "resolv.conf")
-		if _, err := os.Lstat(host); err != nil {
+	// In a directory of the host's, the file goes over an existing one.
+	hostEtc := ""
+	switch {
+	case etc != nil && etc.Kind == KindBind:
+		hostEtc = etc.Source
+	case etc == nil && c.rootdir != nil:
+		hostEtc = path.Join(c.rootdir.path, "etc")
+	}
+	if hostEtc != "" {
+		dir, err := os.Lstat(hostEtc)
+		file, err2 := os.Lstat(path.Join(hostEtc, "resolv.conf"))
+		if err != nil || !dir.IsDir() || err2 != nil || file.IsDir() {
 			if implicit {
-				return nil, "the bound /etc has no resolv.conf to put it over", nil
+				return nil, hostEtc + " has no resolv.conf to put it over", nil
 			}
-			return nil, "", configErr("dns "+c.dns[0], "/etc is a bind of %s, which has no resolv.conf to put the name servers over (hakoniwa does not create files on the host)", etc.Source)
+			return nil, "", configErr("dns "+c.dns[0], "%s has no resolv.conf to put the name servers over (hakoniwa does not create files on the host)", hostEtc)
 		}
 	}
 	if implicit && etc != nil {

@@ -274,7 +274,7 @@ func TestPastaConfigErrors(t *testing.T) {
 		{New().Loopback(true).DNS("1.2.3.4"), "(--network loopback)"},
 		{New().ShareNet(true).DNS("example.com"), "dns example.com: not an IP address"},
 		{New().ShareNet(true).DNS("none", "192.0.2.53"), "dns none: means no name server, and cannot be given with others"},
-		{New().ShareNet(true).DNS("192.0.2.53").BindRO(t.TempDir(), "/etc"), "which has no resolv.conf to put the name servers over"},
+		{New().ShareNet(true).DNS("192.0.2.53").BindRO(t.TempDir(), "/etc"), "has no resolv.conf to put the name servers over"},
 		{New().UserNetwork("pasta", "-T", "18081").AllowConnect("192.0.2.1"), "allow-connect 192.0.2.1: cannot be used with pasta's -T 18081"},
 		{New().UserNetwork("pasta", "--udp-ns=53").AllowConnect("192.0.2.1"), "cannot be used with pasta's -U 53"},
 		{New().UserNetwork("pasta").Publish("8080"), "publish 8080: \"8080\": want [HOSTIP:]HOSTPORT:SANDBOXPORT"},

@@ -55,6 +55,12 @@ func (c *Container) ApplyPolicy(p *policy.Policy) error {
 			c.ShareCgroup(share)
 		}
 	}
+	if p.Rootfs != nil {
+		c.Rootfs(*p.Rootfs)
+	}
+	if r := p.Rootdir; r != nil {
+		c.Rootdir(r.Path, r.RW)
+	}
 	if p.Network != nil {
 		c.ShareNet(p.Network.Mode == "host").Loopback(p.Network.Mode == "loopback")
 		if m := p.Network.Mode; m == "pasta" || m == "slirp4netns" {

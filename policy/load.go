@@ -316,6 +316,7 @@ func merge(base, top *Policy) *Policy {
 		GIDMaps:    concat(base.GIDMaps, top.GIDMaps),
 		Limits:     concat(base.Limits, top.Limits),
 		Network:    either(top.Network, base.Network),
+		Rootfs:     either(top.Rootfs, base.Rootfs),
 		Rootdir:    either(top.Rootdir, base.Rootdir),
 		Hostname:   either(top.Hostname, base.Hostname),
 		Seccomp:    either(top.Seccomp, base.Seccomp),
@@ -364,7 +365,7 @@ func orZero[T any](p *T) *T {
 // The keys that only one format has.
 var (
 	keys05 = []string{"share_net", "share_uts", "uid", "gid", "files", "env"}
-	keys1  = []string{"@include", "namespaces", "filesystem", "envs", "network", "landlock", "rootdir", "uidmaps", "gidmaps", "command"}
+	keys1  = []string{"@include", "namespaces", "filesystem", "envs", "network", "landlock", "rootfs", "rootdir", "uidmaps", "gidmaps", "command"}
 )
 
 // detect tells the format of a file by its keys. Keys that both formats

@@ -146,6 +146,7 @@ func TestKeys1(t *testing.T) {
 		{"network none", `network = { mode = "none" }`, Policy{Network: &Network{Mode: "none"}}},
 		{"network loopback", "[network]\nmode = \"loopback\"\n", Policy{Network: &Network{Mode: "loopback"}}},
 		{"network host", `network.mode = "host"`, Policy{Network: &Network{Mode: "host"}}},
+		{"rootfs and rootdir", "rootfs = \"/\"\nrootdir = { path = \"/srv/root\", rw = true }\n", Policy{Rootfs: ptr("/"), Rootdir: &Rootdir{Path: "/srv/root", RW: true}}},
 		{"network pasta, all keys", `network = { mode = "pasta", options = ["-m", "1500"], dns = ["192.0.2.53"], publish = ["8080:80"], allow_connect = ["192.0.2.0/24:443", "db.example"] }`,
 			Policy{Network: &Network{Mode: "pasta", Options: []string{"-m", "1500"}, DNS: []string{"192.0.2.53"}, Publish: []string{"8080:80"}, AllowConnect: []string{"192.0.2.0/24:443", "db.example"}}}},
 		{"network loopback, network unshared", "namespaces = [{ type = \"network\" }]\nnetwork = { mode = \"loopback\" }\n",

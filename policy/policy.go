@@ -78,6 +78,7 @@ type Policy struct {
 	Envs       []Env       `toml:"envs,omitempty" json:"envs,omitempty"`
 	Network    *Network    `toml:"network,omitempty" json:"network,omitempty"`
 	Landlock   *Landlock   `toml:"landlock,omitempty" json:"landlock,omitempty"`
+	Rootfs     *string     `toml:"rootfs,omitempty" json:"rootfs,omitempty"`
 	Rootdir    *Rootdir    `toml:"rootdir,omitempty" json:"rootdir,omitempty"`
 	UIDMaps    []IDMap     `toml:"uidmaps,omitempty" json:"uidmaps,omitempty"`
 	GIDMaps    []IDMap     `toml:"gidmaps,omitempty" json:"gidmaps,omitempty"`
@@ -193,6 +194,10 @@ type LandlockNet struct {
 	Port   uint16 `toml:"port" json:"port"`
 	Access string `toml:"access" json:"access"`
 }
+
+// Rootfs (the key) is the root's base of read-only binds: "/" for the
+// host's bin, etc, lib, lib32, lib64, sbin and usr; a directory for each of
+// its top-level directories but proc, dev and sys; or "none".
 
 // Rootdir uses a host directory as the root instead of a new tmpfs.
 type Rootdir struct {

@@ -205,9 +205,11 @@ func (p *Policy) check(d *doc) ErrorList {
 			}
 		}
 	}
+	if r := p.Rootfs; r != nil && *r != "/" && *r != "none" {
+		add(checkAbs(d, "rootfs", *r))
+	}
 	if r := p.Rootdir; r != nil {
 		add(checkAbs(d, "rootdir.path", r.Path))
-		add(d.errAt("rootdir", notBuilt, "a root directory from the host"))
 	}
 	for _, maps := range []struct {
 		key    string

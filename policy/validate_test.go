@@ -147,8 +147,10 @@ func TestValidate1(t *testing.T) {
 			place{Line: 3, Col: 7, Key: "landlock.fs[0]"}, []string{"fs is unrestricted", "this rule would do nothing"}},
 		{"landlock net rule with tcp.connect unrestricted", "[landlock]\nresources = [{ type = \"tcp.connect\", unrestrict = true }]\nnet = [{ port = 80, access = \"tcp.connect\" }]\n",
 			place{Line: 3, Col: 8, Key: "landlock.net[0]"}, []string{"tcp.connect is unrestricted"}},
-		{"rootdir", "\nrootdir = { path = \"/srv/root\", rw = true }\n",
-			place{Line: 2, Col: 1, Key: "rootdir"}, []string{"a root directory from the host " + notBuilt}},
+		{"rootdir relative", "\nrootdir = { path = \"srv/root\", rw = true }\n",
+			place{Line: 2, Col: 13, Key: "rootdir.path"}, []string{`"srv/root" is not an absolute path`}},
+		{"rootfs relative", "rootfs = \"alpine\"\n",
+			place{Line: 1, Col: 1, Key: "rootfs"}, []string{`"alpine" is not an absolute path`}},
 		{"uidmap container_id too large", "uidmaps = [{ container_id = 4294967295 }]\n",
 			place{Line: 1, Col: 14, Key: "uidmaps[0].container_id"}, []string{"want an id from 0 to 4294967294"}},
 		{"uidmap of another host id", fmt.Sprintf("uidmaps = [{ container_id = 0, host_id = %d }]\n", os.Getuid()+1),
@@ -419,8 +421,8 @@ func TestValidateGo(t *testing.T) {
 			[]string{"hostname: the hostname cannot be set with the uts namespace shared"}},
 		{&Policy{UIDMaps: []IDMap{{ContainerID: 0}, {ContainerID: 1}}}, []string{"uidmaps: more than one id map"}},
 		{&Policy{Filesystem: &Filesystem{Dirs: []Dir{{"/d", "9"}}}}, []string{`filesystem.dirs[0].mode: bad mode "9"`}},
-		{&Policy{Rootdir: &Rootdir{Path: "/r"}, Seccomp: &Seccomp{Path: "x", Syscalls: []string{"read"}}},
-			[]string{"rootdir: a root directory from the host is not built", "seccomp.path: a profile (path) or a list (syscalls, dismatch_action), not both"}},
+		{&Policy{Rootdir: &Rootdir{Path: "r"}, Seccomp: &Seccomp{Path: "x", Syscalls: []string{"read"}}},
+			[]string{`rootdir.path: "r" is not an absolute path`, "seccomp.path: a profile (path) or a list (syscalls, dismatch_action), not both"}},
 	}
 	for _, tt := range tests {
 		err := tt.p.Validate()

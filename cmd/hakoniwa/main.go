@@ -144,6 +144,7 @@ type runOptions struct {
 	cgroupVersion                                  int
 	useCgroup                                      bool
 	rootfsRW, allowNewPrivs, dryRun                bool
+	rootfs, rootdir                                string
 	seccomp, seccompLearn                          string
 	llRestrict, llTCPBind, llTCPConnect, llScope   []string
 	llFS                                           map[string]*[]string
@@ -276,6 +277,8 @@ Exit status: the command's own code, 128+N when it was killed by signal N,
 	f.BoolVar(&o.useCgroup, "cgroup", false, "run in a cgroup of its own even without a cgroup limit: the report gets memory_peak, pids_peak and cpu_usage, and --limit-cpu counts every process")
 
 	f.BoolVar(&o.rootfsRW, "rootfs-rw", false, "leave the root tmpfs writable")
+	f.StringVar(&o.rootdir, "rootdir", "", "use the host directory `DIR[:rw]` as the root instead of a tmpfs, and of the policy's mounts: read-only unless :rw; every mount point must exist in it, and nothing is created in it")
+	f.StringVar(&o.rootfs, "rootfs", "", "build the root on `ROOTFS` instead of the policy's mounts: / (the host's bin, etc, lib, lib32, lib64, sbin and usr, read-only; top-level symlinks kept), a directory (each of its top-level directories but proc, dev and sys, read-only), or none")
 	f.BoolVar(&o.allowNewPrivs, "allow-new-privs", false, "do not set no_new_privs")
 	f.StringSliceVar(&o.capDrop, "cap-drop", nil, "drop the capabilities `CAPS` (ALL, or CAP_X,...) from the command, and from the bounding set")
 	f.StringSliceVar(&o.capAdd, "cap-add", nil, "give the command the capabilities `CAPS` (CAP_X,...), over its own namespaces; a uid other than 0 keeps them as ambient ones")
@@ -345,6 +348,23 @@ func (o *runOptions) container(pol *policy.Policy, log *slog.Logger) (*hakoniwa.
 	// The CLI's own memory is small, so starting the sandbox in a copy of
 	// it keeps the reported max_rss close to the command's own.
 	c := hakoniwa.New().Logger(log).CopyMemory(true)
+	if o.rootfs != "" || o.rootdir != "" {
+		// The policy's mounts are its root: --rootfs and --rootdir
+		// give another.
+		p := *pol
+		p.Mounts = nil
+		if o.rootfs != "" {
+			p.Rootfs = &o.rootfs
+		}
+		if o.rootdir != "" {
+			dir, mode, _ := strings.Cut(o.rootdir, ":")
+			if mode != "" && mode != "rw" {
+				return nil, usageError{fmt.Errorf("--rootdir %s: want DIR or DIR:rw, not :%s", o.rootdir, mode)}
+			}
+			p.Rootdir = &policy.Rootdir{Path: dir, RW: mode == "rw"}
+		}
+		pol = &p
+	}
 	if err := c.ApplyPolicy(pol); err != nil {
 		return nil, err
 	}
