@@ -71,6 +71,8 @@ type Cmd struct {
 	attachErr  error         // moving the child into its cgroup failed
 	net        *netJoin      // the user-mode network, if any
 	netErr     error         // starting its helper failed
+	ids        *idJoin       // hakoniwa writes the id maps, if it may have to
+	idErr      error         // writing them failed
 
 	watchStop, watchStopped chan struct{} // the cpu watcher's, if any
 }
@@ -170,6 +172,14 @@ func (cmd *Cmd) Start() error {
 		}
 		defer join.closeGo()
 	}
+	if cmd.c.mayMapOthers() {
+		g, err := newGoAhead()
+		if err != nil {
+			return cmd.fail(&SetupError{Step: "map the ids", Err: err, ExitCode: 125})
+		}
+		cmd.ids = &idJoin{goAhead: g}
+		defer cmd.ids.close()
+	}
 	if cmd.c.usernet != nil {
 		if cmd.net, err = newNetJoin(); err != nil {
 			return cmd.fail(&SetupError{Step: "set up the network", Err: err, ExitCode: 125})
@@ -211,12 +221,19 @@ func (cmd *Cmd) Start() error {
 	if cmd.net != nil {
 		p.Started = cmd.netHook(cmd.net, p.Started)
 	}
+	if cmd.ids != nil && cmd.ids.plan.parentWrites {
+		// Before the network: pasta joins the user namespace.
+		p.Started = cmd.idHook(cmd.ids, cmd.ids.plan, p.Started)
+	}
 	if join != nil && join.attach {
 		p.Started = cmd.attachHook(join, p.Started) // first: the child waits for it first
 	}
 	proc, err := nsexec.Start(p, fds)
 	join.closeGo()
 	cmd.net.closeGo()
+	if cmd.ids != nil {
+		cmd.ids.close()
+	}
 	// A task of the Started hooks that failed: the child was killed
 	// while it waited, which its error pipe tells as end of file, like an
 	// execve. A child that failed before it waited for its network left
@@ -227,6 +244,8 @@ func (cmd *Cmd) Start() error {
 	switch {
 	case cmd.attachErr != nil:
 		hookStep, hookErr = "move the sandbox into its cgroup", cmd.attachErr
+	case cmd.idErr != nil:
+		hookStep, hookErr = "map the ids", cmd.idErr
 	case cmd.netErr != nil && !(errors.As(err, &early) && early.Kind != nsexec.OpWaitGo):
 		hookStep, hookErr = "set up the network with "+cmd.c.usernet.mode, cmd.netErr
 	}
@@ -633,7 +652,7 @@ func (cmd *Cmd) compileWith(join *cgroupJoin) (*nsexec.Program, error) {
 		}
 		path = p
 	}
-	return cmd.c.compile(command{path: path, argv: cmd.Args, env: env, dir: cmd.Dir, keep: cmd.KeepFds, result: cmd.Result, cgroup: join, net: cmd.net}, cmd.c.logger)
+	return cmd.c.compile(command{path: path, argv: cmd.Args, env: env, dir: cmd.Dir, keep: cmd.KeepFds, result: cmd.Result, cgroup: join, net: cmd.net, ids: cmd.ids}, cmd.c.logger)
 }
 
 // envValue returns the value that env gives the variable name (the last

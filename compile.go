@@ -62,6 +62,9 @@ type command struct {
 	cgroup *cgroupJoin
 	// net is how the child waits for its user-mode network, if any.
 	net *netJoin
+	// ids is how the child waits for hakoniwa to write its id maps,
+	// if it may have to; compile sets its plan.
+	ids *idJoin
 }
 
 var callerUmask = sync.OnceValue(func() uint32 {
@@ -114,23 +117,26 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*nsexec.Program, err
 	c.addCgroupSteps(b, cmd.cgroup)
 	b.Umask(0)
 
-	// Identity: one id inside mapped to the caller's, written by the child.
-	// Each is (inside, outside).
-	uid := [2]int64{int64(os.Getuid()), int64(os.Getuid())}
-	gid := [2]int64{int64(os.Getgid()), int64(os.Getgid())}
-	if c.uid != nil {
-		if *c.uid < 0 || *c.uid > maxID {
-			return nil, configErr("uid "+strconv.FormatInt(*c.uid, 10), "out of range 0-%d", maxID)
-		}
-		uid[0] = *c.uid
+	if c.uid != nil && (*c.uid < 0 || *c.uid > maxID) {
+		return nil, configErr("uid "+strconv.FormatInt(*c.uid, 10), "out of range 0-%d", maxID)
 	}
-	if c.gid != nil {
-		if *c.gid < 0 || *c.gid > maxID {
-			return nil, configErr("gid "+strconv.FormatInt(*c.gid, 10), "out of range 0-%d", maxID)
-		}
-		gid[0] = *c.gid
+	if c.gid != nil && (*c.gid < 0 || *c.gid > maxID) {
+		return nil, configErr("gid "+strconv.FormatInt(*c.gid, 10), "out of range 0-%d", maxID)
 	}
-	writeIDMaps(b, nsexec.AtCWD, "/proc/self/", uid, gid)
+	entries, err := c.entries(log)
+	if err != nil {
+		return nil, err
+	}
+	// Identity: the maps, written by the child when they map the
+	// caller's own ids alone, else by hakoniwa; the command's ids.
+	ids, err := c.idPlan(entries)
+	if err != nil {
+		return nil, err
+	}
+	if cmd.ids != nil {
+		cmd.ids.plan = ids
+	}
+	addIDSteps(b, ids, cmd.ids)
 	if err := c.addNetSteps(b, cmd.net, log); err != nil {
 		return nil, err
 	}
@@ -139,16 +145,29 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*nsexec.Program, err
 	hostProc := b.Open(nsexec.AtCWD, "/proc", unix.O_PATH|unix.O_DIRECTORY, 0, 0, "open the host's /proc")
 	if log != nil {
 		log.Info("Namespaces: " + nsexec.CloneFlagNames(flags))
-		log.Info(fmt.Sprintf("UID map: host_id: %d, container_id: %d", uid[1], uid[0]))
-		log.Info(fmt.Sprintf("GID map: host_id: %d, container_id: %d", gid[1], gid[0]))
+		for _, m := range []struct {
+			name string
+			maps []IDMap
+		}{{"UID", ids.uid}, {"GID", ids.gid}} {
+			for _, r := range m.maps {
+				if r.Count == 1 {
+					log.Info(fmt.Sprintf("%s map: host_id: %d, container_id: %d", m.name, r.Outside, r.Inside))
+				} else {
+					log.Info(fmt.Sprintf("%s map: host_id: %d, container_id: %d, count: %d", m.name, r.Outside, r.Inside, r.Count))
+				}
+			}
+		}
+		if c.user != "" {
+			log.Info(fmt.Sprintf("User: %s: uid %d, gid %d, groups %v", c.user, ids.cmdUID, ids.cmdGID, ids.groups))
+		}
 	}
+
+	// With several ids, the process that makes the nested user
+	// namespace (see enterNested) is forked now, while the host's /proc
+	// is still whole: a proc of the sandbox's own can only be made then.
+	nested := forkNested(b, ids)
 
 	b.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, "make every mount private")
-
-	entries, err := c.entries(log)
-	if err != nil {
-		return nil, err
-	}
 	// A session keyring of its own, so that the caller's keys are not
 	// reachable from the sandbox.
 	b.Syscall(unix.SYS_KEYCTL, unix.KEYCTL_JOIN_SESSION_KEYRING, 0, 0, "join a new session keyring")
@@ -157,7 +176,7 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*nsexec.Program, err
 	// on host objects: /proc/sys and /proc/sysrq-trigger would let it
 	// change the host's kernel. Those parts of /proc are made read-only,
 	// and the ones that only leak the host's state are hidden.
-	hostRoot := uid[1] == 0 || gid[1] == 0
+	hostRoot := ids.hostRoot()
 	l := &layout{b: b, dirs: map[string]int32{}, log: log, protectProc: hostRoot}
 	if err := l.setRootdir(c.rootdir); err != nil {
 		return nil, err
@@ -172,12 +191,7 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*nsexec.Program, err
 	if c.loopback && !c.shareNet {
 		b.IfUp("lo")
 	}
-	// Lock the mounts: moved into a nested user and mount namespace, they
-	// become locked mounts of a more privileged namespace, which even a
-	// command with every capability inside cannot unmount, or remount
-	// writable or without nosuid. The ids map to themselves.
-	b.Unshare(unix.CLONE_NEWUSER|unix.CLONE_NEWNS, "lock the mounts in a nested user and mount namespace")
-	writeIDMaps(b, hostProc, "self/", [2]int64{uid[0], uid[0]}, [2]int64{gid[0], gid[0]})
+	enterNested(b, ids, nested, hostProc)
 	if hostRoot {
 		// As the host's root, a command that made a cgroup, net, pid or
 		// ipc namespace of its own could mount cgroupfs, sysfs, proc or
@@ -241,13 +255,15 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*nsexec.Program, err
 		keep = append(keep, int32(fd))
 	}
 	b.CloseFds(keep)
+	addSwitchSteps(b, ids)
 	if c.caps != nil {
-		set, err := c.caps.capSet(uid[0])
+		uid := int64(ids.cmdUID)
+		set, err := c.caps.capSet(uid)
 		if err != nil {
 			return nil, configErr("caps", "%v", err)
 		}
-		compileCaps(b, set, uid[0])
-		sets := capSets(set, uid[0])
+		compileCaps(b, set, uid)
+		sets := capSets(set, uid)
 		if log != nil {
 			log.Info("Capabilities: effective, permitted and bounding " + capNameList(sets.Effective) + ", ambient " + capNameList(sets.Ambient))
 		}
@@ -274,7 +290,7 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*nsexec.Program, err
 	}
 	// The rlimits come last, so that a small RLIMIT_NOFILE cannot fail
 	// the setup itself.
-	if _, ok := c.rlimits[RlimitNproc]; ok && uid[1] == 0 {
+	if _, ok := c.rlimits[RlimitNproc]; ok && ids.commandIsHostRoot() {
 		return nil, configErr("limit nproc", "Linux does not enforce RLIMIT_NPROC on the host's root user, which this sandbox runs as; run hakoniwa as another user to limit processes")
 	}
 	res := make([]int, 0, len(c.rlimits))

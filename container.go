@@ -101,6 +101,10 @@ type Container struct {
 	hostname    string
 	hostnameSet bool
 	uid, gid    *int64 // ids inside; nil means the caller's own
+	uidMaps     []IDMap
+	gidMaps     []IDMap
+	usernsAuto  bool
+	user        string
 
 	rootfs  string   // see Rootfs
 	rootdir *rootdir // see Rootdir
@@ -139,6 +143,8 @@ func (c *Container) Clone() *Container {
 	n.mounts = append([]Mount(nil), c.mounts...)
 	n.env = append([]string(nil), c.env...)
 	n.publish = append([]string(nil), c.publish...)
+	n.uidMaps = append([]IDMap(nil), c.uidMaps...)
+	n.gidMaps = append([]IDMap(nil), c.gidMaps...)
 	n.dns = append([]string(nil), c.dns...)
 	n.allowConnect = append([]string(nil), c.allowConnect...)
 	n.rlimits = map[int]uint64{}
@@ -237,10 +243,10 @@ func (c *Container) Hostname(name string) *Container {
 }
 
 // UID sets the uid the command has inside; it maps to the caller's uid.
-func (c *Container) UID(id int64) *Container { c.uid = &id; return c }
+func (c *Container) UID(id int64) *Container { c.uid, c.uidMaps = &id, nil; return c }
 
 // GID sets the gid the command has inside; it maps to the caller's gid.
-func (c *Container) GID(id int64) *Container { c.gid = &id; return c }
+func (c *Container) GID(id int64) *Container { c.gid, c.gidMaps = &id, nil; return c }
 
 // Setenv sets an environment variable for every command of c.
 func (c *Container) Setenv(name, value string) *Container {

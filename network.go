@@ -313,7 +313,7 @@ func (cmd *Cmd) netHook(j *netJoin, next func(pid, pidfd int)) func(pid, pidfd i
 	n := cmd.c.usernet
 	ports, _ := cmd.c.ports() // checked by compile
 	return func(pid, pidfd int) {
-		if cmd.attachErr != nil {
+		if cmd.attachErr != nil || cmd.idErr != nil {
 			// The child was killed for it: nothing to start the
 			// network on.
 			j.goAhead.close()

@@ -73,11 +73,26 @@ func (c *Container) ApplyPolicy(p *policy.Policy) error {
 			c.Publish(spec)
 		}
 	}
-	if len(p.UIDMaps) == 1 {
-		c.UID(int64(p.UIDMaps[0].ContainerID))
-	}
-	if len(p.GIDMaps) == 1 {
-		c.GID(int64(p.GIDMaps[0].ContainerID))
+	for _, m := range []struct {
+		maps   []policy.IDMap
+		caller uint32
+		set    func(...IDMap) *Container
+	}{{p.UIDMaps, uint32(os.Getuid()), c.UIDMaps}, {p.GIDMaps, uint32(os.Getgid()), c.GIDMaps}} {
+		if len(m.maps) == 0 {
+			continue
+		}
+		var maps []IDMap
+		for _, pm := range m.maps {
+			im := IDMap{Inside: pm.ContainerID, Outside: m.caller, Count: 1}
+			if pm.HostID != nil {
+				im.Outside = *pm.HostID
+			}
+			if pm.Count != nil {
+				im.Count = *pm.Count
+			}
+			maps = append(maps, im)
+		}
+		m.set(maps...) // the caller's own id alone is still mapped by the sandbox itself
 	}
 	if p.Hostname != nil {
 		c.Hostname(*p.Hostname)

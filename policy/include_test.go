@@ -164,10 +164,8 @@ func TestIncludeMergedChecks(t *testing.T) {
 			"main", place{Line: 2, Col: 1, Key: "hostname"}, "the hostname cannot be set"},
 		{"network = { mode = \"host\" }", "namespaces = [{ type = \"network\" }]",
 			"inc", place{Line: 1, Col: 13, Key: "network.mode"}, `"host" conflicts with namespaces { type = "network", share = false }`},
-		{"uidmaps = [{ container_id = 0 }]", "\nuidmaps = [{ container_id = 1 }]",
-			"main", place{Line: 3, Col: 1, Key: "uidmaps"}, "more than one id map"},
-		{"\ngidmaps = [{ container_id = 0 }, { container_id = 1 }]", "",
-			"inc", place{Line: 2, Col: 1, Key: "gidmaps"}, "more than one id map"},
+		{"uidmaps = [{ container_id = 0 }]", "\nuidmaps = [{ container_id = 1, count = 0 }]",
+			"main", place{Line: 3, Col: 32, Key: "uidmaps[0].count"}, "want a count from 1"},
 	}
 	for _, tt := range tests {
 		dir := writeTree(t, t.TempDir(), map[string]string{

@@ -23,9 +23,6 @@ const maxID = 1<<32 - 2
 // maxWalltime bounds walltime, in seconds, so that it fits a Duration.
 const maxWalltime = 1e9
 
-// notBuilt is the message for a feature that a later version brings.
-const notBuilt = "%s is not built into this version of hakoniwa yet"
-
 // Validate checks a policy that was built in Go rather than loaded, with
 // the same rules as Load. The errors name keys but no file.
 func (p *Policy) Validate() error {
@@ -221,8 +218,11 @@ func (p *Policy) check(d *doc) ErrorList {
 			if m.ContainerID > maxID {
 				add(d.errAt(key+".container_id", "%d: want an id from 0 to %d", m.ContainerID, maxID))
 			}
-			if m.HostID != nil && int(*m.HostID) != maps.caller || m.Count != nil && *m.Count != 1 {
-				add(d.errAt(key, notBuilt, "a map of ids other than the caller's own (multi-range)"))
+			if m.HostID != nil && *m.HostID > maxID {
+				add(d.errAt(key+".host_id", "%d: want an id from 0 to %d", *m.HostID, maxID))
+			}
+			if m.Count != nil && *m.Count == 0 {
+				add(d.errAt(key+".count", "want a count from 1"))
 			}
 		}
 	}
@@ -287,14 +287,6 @@ func (p *Policy) checkMerged(docs []*doc) ErrorList {
 		}
 		if n.Mode == "host" && last == "false" || n.Mode != "host" && last == "true" {
 			errs = append(errs, d.errAt("network.mode", "%q conflicts with namespaces { type = \"network\", share = %s }", n.Mode, last))
-		}
-	}
-	for _, m := range []struct {
-		key  string
-		maps []IDMap
-	}{{"uidmaps", p.UIDMaps}, {"gidmaps", p.GIDMaps}} {
-		if len(m.maps) > 1 {
-			errs = append(errs, d.errAt(m.key, notBuilt, "more than one id map (multi-range)"))
 		}
 	}
 	return errs

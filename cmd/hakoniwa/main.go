@@ -133,6 +133,8 @@ type runOptions struct {
 	publish, dns, allowConnect                     []string
 	hostname                                       string
 	hostnameSet, uidSet, gidSet, cgroupParentSet   bool
+	uidmaps, gidmaps                               []string
+	userns, user                                   string
 	uid, gid                                       string
 	env                                            []string
 	workdir, chdir                                 string
@@ -199,8 +201,8 @@ Exit status: the command's own code, 128+N when it was killed by signal N,
 			if f.Changed("network") && o.network == "" {
 				return usageError{errors.New("--network: want none, loopback, host, pasta[:OPTIONS] or slirp4netns[:OPTIONS]")}
 			}
-			o.uidSet = f.Changed("uid") || f.Changed("uidmap")
-			o.gidSet = f.Changed("gid") || f.Changed("gidmap")
+			o.uidSet = f.Changed("uid")
+			o.gidSet = f.Changed("gid")
 			return o.run(c, args, stdin, stdout, stderr)
 		},
 	}
@@ -247,10 +249,12 @@ Exit status: the command's own code, 128+N when it was killed by signal N,
 	f.BoolVar(&o.unshareCgroup, "unshare-cgroup", false, "a new cgroup namespace (the default)")
 	f.StringVar(&o.hostname, "hostname", "", "the hostname inside (default hakoniwa)")
 
-	f.StringVarP(&o.uid, "uid", "u", "", "the uid `N` inside, mapped to the caller's uid")
-	f.StringVar(&o.uid, "uidmap", "", "alias of --uid `N`")
-	f.StringVarP(&o.gid, "gid", "g", "", "the gid `N` inside, mapped to the caller's gid")
-	f.StringVar(&o.gid, "gidmap", "", "alias of --gid `N`")
+	f.StringArrayVarP(&o.uidmaps, "uidmap", "u", nil, "map uids `C[:H[:N]]`: N ids (1) from C inside to H on the host (the caller's uid); repeatable. Ranges other than the caller's own uid are written with newuidmap (Debian's uidmap) and /etc/subuid, or directly as root")
+	f.StringArrayVarP(&o.gidmaps, "gidmap", "g", nil, "map gids `C[:H[:N]]`, as --uidmap, with newgidmap and /etc/subgid")
+	f.StringVar(&o.uid, "uid", "", "the uid `N` inside, mapped to the caller's uid (--uidmap N)")
+	f.StringVar(&o.gid, "gid", "", "the gid `N` inside, mapped to the caller's gid (--gidmap N)")
+	f.StringVar(&o.userns, "userns", "", "`auto`: map 0 to the caller and 1 up to the caller's ranges of /etc/subuid and /etc/subgid")
+	f.StringVar(&o.user, "user", "", "run the command as `USER[:GROUP[:SUPP,...]]` of the sandbox's own /etc/passwd and /etc/group (names or numbers); without GROUP, the user's group and every group that lists the user")
 
 	f.StringArrayVarP(&o.env, "setenv", "e", nil, "set `NAME=VALUE`, or copy NAME from the host")
 	cmd.RegisterFlagCompletionFunc("setenv", completeEnv)
@@ -335,6 +339,63 @@ func loadProfile(name string) (*policy.Policy, error) {
 		return nil, usageError{fmt.Errorf("--profile %q: no such profile (have %s)", name, strings.Join(profiles.Names(), ", "))}
 	}
 	return policy.LoadFS(profiles.FS, profiles.File(name))
+}
+
+// applyIDs applies --uidmap, --gidmap, --userns and --user.
+func (o *runOptions) applyIDs(c *hakoniwa.Container) error {
+	for _, m := range []struct {
+		flag   string
+		specs  []string
+		caller uint32
+		set    func(...hakoniwa.IDMap) *hakoniwa.Container
+	}{{"--uidmap", o.uidmaps, uint32(os.Getuid()), c.UIDMaps}, {"--gidmap", o.gidmaps, uint32(os.Getgid()), c.GIDMaps}} {
+		var maps []hakoniwa.IDMap
+		for _, spec := range m.specs {
+			im, err := parseIDMap(spec, m.caller)
+			if err != nil {
+				return usageError{fmt.Errorf("%s %q: %v", m.flag, spec, err)}
+			}
+			maps = append(maps, im)
+		}
+		if len(maps) > 0 {
+			m.set(maps...) // the caller's own id alone is still mapped by the sandbox itself
+		}
+	}
+	switch o.userns {
+	case "":
+	case "auto":
+		if len(o.uidmaps) > 0 || len(o.gidmaps) > 0 || o.uidSet || o.gidSet {
+			return usageError{errors.New("--userns auto conflicts with --uidmap, --gidmap, --uid and --gid")}
+		}
+		c.UserNSAuto(true)
+	default:
+		return usageError{fmt.Errorf("--userns %q: want auto", o.userns)}
+	}
+	if o.user != "" {
+		c.User(o.user)
+	}
+	return nil
+}
+
+// parseIDMap parses C[:H[:N]], H the caller's id and N 1 by default.
+func parseIDMap(spec string, caller uint32) (hakoniwa.IDMap, error) {
+	m := hakoniwa.IDMap{Outside: caller, Count: 1}
+	parts := strings.Split(spec, ":")
+	if len(parts) > 3 {
+		return m, errors.New("want C[:H[:N]]")
+	}
+	for i, dst := range []*uint32{&m.Inside, &m.Outside, &m.Count} {
+		if i >= len(parts) {
+			break
+		}
+		n, err := strconv.ParseUint(parts[i], 10, 32)
+		if err != nil || n > 1<<32-2 || i == 2 && n == 0 {
+			what := []string{"an id from 0 to 4294967294", "an id from 0 to 4294967294", "a count from 1"}[i]
+			return m, fmt.Errorf("want %s, not %q", what, parts[i])
+		}
+		*dst = uint32(n)
+	}
+	return m, nil
 }
 
 // container builds the sandbox from the policy and the flags.
@@ -474,6 +535,9 @@ func (o *runOptions) container(pol *policy.Policy, log *slog.Logger) (*hakoniwa.
 			return nil, usageError{fmt.Errorf("%s %q: want an id from 0 to 4294967294", id.flag, id.v)}
 		}
 		id.set(n)
+	}
+	if err := o.applyIDs(c); err != nil {
+		return nil, err
 	}
 	for _, m := range o.mounts.list {
 		c.AddMount(m)

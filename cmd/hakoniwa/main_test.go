@@ -43,6 +43,11 @@ func TestScripts(t *testing.T) {
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("UID", strconv.Itoa(os.Getuid()))
 			env.Setenv("GID", strconv.Itoa(os.Getgid()))
+			subID := testutil.UnprivSubID // the tests' /etc/subuid range
+			if os.Getuid() == 0 {
+				subID = testutil.RootSubID
+			}
+			env.Setenv("SUBID", strconv.Itoa(subID))
 			// CGROUP_PARENT is where the scripts' runs make their
 			// cgroups: a cgroup delegated to the unprivileged rerun.
 			env.Setenv("CGROUP_PARENT", cgroupParent())

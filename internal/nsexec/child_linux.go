@@ -145,6 +145,18 @@ func runChild(p *Program, errfd int32) {
 			}
 		case OpNetlink:
 			errno = netlink(p, s)
+		case OpForkUserns:
+			errno = forkUserns(p, s)
+		case OpSetns:
+			_, _, errno = syscall.RawSyscall(unix.SYS_SETNS, uintptr(p.fds[s.Slot]), s.A, 0)
+		case OpReap:
+			syscall.RawSyscall6(unix.SYS_PIDFD_SEND_SIGNAL, uintptr(p.fds[s.Slot]), uintptr(unix.SIGKILL), 0, 0, 0, 0)
+			for {
+				_, _, errno = syscall.RawSyscall6(unix.SYS_WAITID, unix.P_PIDFD, uintptr(p.fds[s.Slot]), 0, unix.WEXITED, 0, 0)
+				if errno != syscall.EINTR {
+					break
+				}
+			}
 		case OpLandlockCreate:
 			r1, _, errno = syscall.RawSyscall(unix.SYS_LANDLOCK_CREATE_RULESET, uintptr(s.Ptr), s.N, 0)
 			p.fds[s.Slot] = int32(r1)
@@ -191,6 +203,55 @@ const atFDCWD = ^uintptr(99) // -100
 
 // landlockRuleNetPort is LANDLOCK_RULE_NET_PORT.
 const landlockRuleNetPort = 2
+
+// forkUserns forks a process (fork semantics: a copy of this one's
+// memory, its own stack) that unshares a user namespace, says so on a
+// pipe, and waits to be killed. The pidfd comes back in fd[slot].
+//
+//go:nosplit
+//go:norace
+func forkUserns(p *Program, s *Step) syscall.Errno {
+	var fds [2]int32
+	_, _, errno := syscall.RawSyscall(unix.SYS_PIPE2, uintptr(unsafe.Pointer(&fds[0])), unix.O_CLOEXEC, 0)
+	if errno != 0 {
+		return errno
+	}
+	p.fds[s.Slot] = -1
+	// clone(flags, stack, parent_tid, ...): with CLONE_PIDFD the pidfd
+	// is written to parent_tid, the third argument on every arch.
+	pid, _, errno := syscall.RawSyscall6(unix.SYS_CLONE, unix.CLONE_PIDFD|uintptr(unix.SIGCHLD), 0, uintptr(unsafe.Pointer(&p.fds[s.Slot])), 0, 0, 0)
+	if errno == 0 && pid == 0 {
+		// The new process.
+		_, _, errno = syscall.RawSyscall(unix.SYS_UNSHARE, unix.CLONE_NEWUSER, 0, 0)
+		if errno == 0 {
+			syscall.RawSyscall(unix.SYS_WRITE, uintptr(fds[1]), uintptr(unsafe.Pointer(&p.goBuf[0])), 1)
+			for {
+				syscall.RawSyscall6(unix.SYS_PPOLL, 0, 0, 0, 0, 0, 0)
+			}
+		}
+		for {
+			syscall.RawSyscall(unix.SYS_EXIT_GROUP, 1, 0, 0)
+		}
+	}
+	syscall.RawSyscall(unix.SYS_CLOSE, uintptr(fds[1]), 0, 0)
+	if errno == 0 {
+		var n uintptr
+		for {
+			n, _, errno = syscall.RawSyscall(unix.SYS_READ, uintptr(fds[0]), uintptr(unsafe.Pointer(&p.goBuf[0])), 1)
+			if errno != syscall.EINTR {
+				break
+			}
+		}
+		switch {
+		case errno == 0 && n != 1:
+			errno = syscall.ECHILD // it could not unshare
+		case errno == 0 && pid != s.A:
+			errno = syscall.ESRCH // not the pid its maps are written for
+		}
+	}
+	syscall.RawSyscall(unix.SYS_CLOSE, uintptr(fds[0]), 0, 0)
+	return errno
+}
 
 // netlink sends the step's message on a new netlink socket and reads the
 // first answer: an NLMSG_ERROR, whose error is 0 for an acknowledgement.

@@ -56,6 +56,9 @@ const (
 	OpSyscall                          // syscall a(b, c, n)
 	OpIfUp                             // bring up the interface named in the ifreq at ptr
 	OpNetlink                          // send p2[:n] on a new netlink socket of protocol a; fail with the errno of the first answer
+	OpForkUserns                       // fork a process that unshares a user namespace and waits; fd[slot] = its pidfd; fail unless its pid is a
+	OpSetns                            // setns(fd[slot], a)
+	OpReap                             // pidfd_send_signal(fd[slot], SIGKILL), then waitid(P_PIDFD, fd[slot])
 	OpSeccomp                          // seccomp(SECCOMP_SET_MODE_FILTER, a, ptr to sock_fprog)
 	OpLandlockCreate                   // fd[slot] = landlock_create_ruleset(ptr, n, 0)
 	OpLandlockPath                     // allow a (b if p1 is not a directory) beneath p1 in ruleset fd[slot]
@@ -323,6 +326,36 @@ func (b *Builder) Syscall(trap, a1, a2, a3 uintptr, desc string) {
 func (b *Builder) Netlink(proto int, msg []byte, desc string) {
 	p := append([]byte(nil), msg...)
 	b.add(Step{Kind: OpNetlink, A: uintptr(proto), P2: &p[0], N: uintptr(len(p)), Desc: desc})
+}
+
+// ForkUserns forks a process that moves into a new user namespace and
+// then waits to be killed: its maps can then be written by this one, from
+// the parent namespace, which may write any map there (the namespace's
+// own process may only map its own id). It returns the slot of its
+// pidfd. The step fails unless the process gets pid wantPid, so that
+// its /proc entry is known in advance.
+func (b *Builder) ForkUserns(wantPid int, desc string) int32 {
+	slot := b.Slot()
+	b.add(Step{Kind: OpForkUserns, Slot: slot, A: uintptr(wantPid), Desc: desc})
+	return slot
+}
+
+// Setns joins the namespace of the fd in slot (a pidfd, or a namespace
+// file), of the kind nstype.
+func (b *Builder) Setns(slot int32, nstype uintptr, desc string) {
+	b.add(Step{Kind: OpSetns, Slot: slot, A: nstype, Desc: desc})
+}
+
+// Reap kills the process of the pidfd in slot and waits for it.
+func (b *Builder) Reap(slot int32, desc string) {
+	b.add(Step{Kind: OpReap, Slot: slot, Desc: desc})
+}
+
+// Setgroups sets the supplementary groups.
+func (b *Builder) Setgroups(groups []uint32, desc string) {
+	g := append([]uint32{0}, groups...) // never empty, for &g[0]
+	b.P.keepAlive = append(b.P.keepAlive, g)
+	b.Syscall(unix.SYS_SETGROUPS, uintptr(len(groups)), uintptr(unsafe.Pointer(&g[1%len(g)])), 0, desc)
 }
 
 // IfUp brings the network interface name up, in the child's network

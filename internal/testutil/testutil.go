@@ -9,7 +9,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -40,6 +42,7 @@ func (b Both) Run() int {
 	if os.Getuid() == 0 && !Unprivileged() {
 		defer hostAddress()()
 		defer openTun()()
+		defer subIDs()()
 	}
 	code := b.M.Run()
 	if code != 0 || os.Getuid() != 0 || Unprivileged() || os.Getenv("HAKONIWA_TEST_ROOT_ONLY") == "1" {
@@ -337,4 +340,91 @@ func openTun() func() {
 		// lock the same file.
 		f.Truncate(0)
 	}
+}
+
+// The ranges of /etc/subuid and /etc/subgid that the tests give root and
+// the unprivileged rerun's user, while they run.
+const (
+	RootSubID   = 300000
+	UnprivSubID = 200000
+	SubIDCount  = 65536
+)
+
+// subIDs adds the tests' ranges to /etc/subuid and /etc/subgid, where they
+// are missing, and returns what removes them: the last test binary to
+// finish does (a shared lock, as openTun).
+func subIDs() func() {
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "hakoniwa-test-subid.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return func() {}
+	}
+	lines := []string{fmt.Sprintf("root:%d:%d", RootSubID, SubIDCount), fmt.Sprintf("%s:%d:%d", userName(UID), UnprivSubID, SubIDCount)}
+	files := []string{"/etc/subuid", "/etc/subgid"}
+	// The first binary sets up, under an exclusive lock that it then
+	// turns shared; one that finds the lock held (a binary set up, or
+	// is setting up: this one's own test subprocesses too) waits for a
+	// shared lock.
+	if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_SH)
+	} else if marker, _ := io.ReadAll(f); len(marker) == 0 {
+		var added []string
+		for _, name := range files {
+			b, _ := os.ReadFile(name)
+			var missing []string
+			for _, l := range lines {
+				if !strings.Contains("\n"+string(b), "\n"+l+"\n") {
+					missing = append(missing, l)
+				}
+			}
+			if len(missing) == 0 {
+				continue
+			}
+			if len(b) > 0 && b[len(b)-1] != '\n' {
+				b = append(b, '\n')
+			}
+			if os.WriteFile(name, append(b, strings.Join(missing, "\n")+"\n"...), 0o644) == nil {
+				added = append(added, name+"="+strings.Join(missing, ","))
+			}
+		}
+		f.WriteAt([]byte(strings.Join(added, ";")+"\n"), 0)
+	}
+	syscall.Flock(int(f.Fd()), syscall.LOCK_SH)
+	return func() {
+		defer f.Close()
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+			return // another package's tests still run
+		}
+		marker := make([]byte, 4096)
+		n, _ := f.ReadAt(marker, 0)
+		for _, entry := range strings.Split(strings.TrimSpace(string(marker[:n])), ";") {
+			name, added, ok := strings.Cut(entry, "=")
+			if !ok {
+				continue
+			}
+			b, err := os.ReadFile(name)
+			if err != nil {
+				continue
+			}
+			var keep []string
+			for _, l := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+				if !slices.Contains(strings.Split(added, ","), l) {
+					keep = append(keep, l)
+				}
+			}
+			out := strings.Join(keep, "\n")
+			if out != "" {
+				out += "\n"
+			}
+			os.WriteFile(name, []byte(out), 0o644)
+		}
+		f.Truncate(0)
+	}
+}
+
+// userName is the name of uid in /etc/passwd, or the number.
+func userName(uid int) string {
+	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
+		return u.Username
+	}
+	return strconv.Itoa(uid)
 }
