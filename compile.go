@@ -532,6 +532,12 @@ func (c *Container) entries(log *slog.Logger) ([]entry, error) {
 				return nil, configErr("symlink "+m.Target, "empty link target")
 			}
 		case KindFile:
+		case KindOverlay:
+			if err := checkOverlay(m); err != nil {
+				return nil, err
+			}
+			e.isDir = true
+			e.attrs = unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV
 		default:
 			return nil, configErr(m.Target, "unknown mount kind %v", m.Kind)
 		}
@@ -568,6 +574,12 @@ func (l *layout) logMount(e entry) {
 	switch e.Kind {
 	case KindBind:
 		l.log.Info(fmt.Sprintf("Mount point: host_path: %q, container_path: %q, fstype: \"\", rw: %v", e.real, e.Target, e.RW))
+	case KindOverlay:
+		upper := e.Upper
+		if upper == "" {
+			upper = "(a tmpfs)"
+		}
+		l.log.Info(fmt.Sprintf("Mount point: host_path: %q, container_path: %q, fstype: \"overlay\", upper: %q", e.Source, e.Target, upper))
 	case KindTmpfs, KindProc, KindDevfs, kindDevpts:
 		fstype := map[MountKind]string{KindTmpfs: "tmpfs", KindProc: "proc", KindDevfs: "tmpfs", kindDevpts: "devpts"}[e.Kind]
 		l.log.Info(fmt.Sprintf("Mount point: host_path: \"\", container_path: %q, fstype: %q, rw: %v", e.Target, fstype, e.attrs&unix.MOUNT_ATTR_RDONLY == 0))
@@ -586,11 +598,15 @@ func (l *layout) build(entries []entry, rootRW bool) error {
 	// the host; from here on they are used by fd only.
 	trees := make([]int32, len(entries))
 	for i, e := range entries {
-		if e.Kind != KindBind {
-			continue
+		switch e.Kind {
+		case KindBind:
+			trees[i] = b.OpenTree(e.Source, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE, "clone the mount tree of "+e.Source)
+			b.SetAttr(trees[i], e.attrs, 0, true, fmt.Sprintf("make the bind of %s %s", e.Source, attrNames(e.attrs)))
+		case KindOverlay:
+			// Its layers are given by path: made now, like the
+			// binds' clones.
+			trees[i] = l.overlay(e.Source, e.Upper, e.Work, e.attrs, "an overlay of "+e.Source+" for "+e.Target)
 		}
-		trees[i] = b.OpenTree(e.Source, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE, "clone the mount tree of "+e.Source)
-		b.SetAttr(trees[i], e.attrs, 0, true, fmt.Sprintf("make the bind of %s %s", e.Source, attrNames(e.attrs)))
 	}
 	masks := map[int][]int32{} // per proc entry, /dev/null trees to hide files with
 	if l.protectProc {
@@ -606,7 +622,14 @@ func (l *layout) build(entries []entry, rootRW bool) error {
 			}
 		}
 	}
-	if r := l.rootdir; r != nil {
+	if r := l.rootdir; r != nil && r.overlay {
+		l.root = l.overlay(r.path, "", "", unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV, "an overlay of the root directory "+r.path)
+		b.MoveMount(l.root, nsexec.AtCWD, "/", "mount the overlay of the root directory over /")
+		l.stage = l.root
+		if l.log != nil {
+			l.log.Info(fmt.Sprintf("Mount point: host_path: %q, container_path: \"/\", fstype: \"overlay\", upper: \"(a tmpfs)\"", r.real))
+		}
+	} else if r != nil {
 		l.root = b.OpenTree(r.path, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE, "clone the mount tree of the root directory "+r.path)
 		b.SetAttr(l.root, l.rootEntry.attrs, 0, true, fmt.Sprintf("make the root directory %s", attrNames(l.rootEntry.attrs)))
 		b.MoveMount(l.root, nsexec.AtCWD, "/", "mount the root directory over /")
@@ -629,10 +652,10 @@ func (l *layout) build(entries []entry, rootRW bool) error {
 	for i, e := range entries {
 		l.logMount(e)
 		switch e.Kind {
-		case KindBind, KindTmpfs, KindProc, KindDevfs, kindDevpts:
+		case KindBind, KindTmpfs, KindProc, KindDevfs, kindDevpts, KindOverlay:
 			var src int32
 			switch e.Kind {
-			case KindBind:
+			case KindBind, KindOverlay:
 				src = trees[i]
 			case KindProc:
 				src = b.NewMount("proc", nil, e.attrs, "create a proc instance for "+e.Target)
@@ -766,6 +789,8 @@ func describe(e entry) string {
 	switch e.Kind {
 	case KindBind:
 		return "the bind of " + e.Source
+	case KindOverlay:
+		return "the overlay of " + e.Source
 	case KindDevfs:
 		return "a devfs tmpfs"
 	}
@@ -804,9 +829,10 @@ func (l *layout) owner(p string) *entry {
 }
 
 // creatable reports whether new entries may be made at p: only on tmpfs
-// that this sandbox made, never inside a bind of the host or in proc.
+// that this sandbox made (an overlay's too), never inside a bind of the
+// host, an overlay whose writes go to the host, or proc.
 func creatable(owner *entry) bool {
-	return owner == nil || owner.Kind == KindTmpfs || owner.Kind == KindDevfs
+	return owner == nil || owner.Kind == KindTmpfs || owner.Kind == KindDevfs || owner.Kind == KindOverlay && owner.Upper == ""
 }
 
 // dir returns the slot of an O_PATH fd of directory p in the new root,
@@ -833,16 +859,16 @@ func (l *layout) dir(p string) (int32, error) {
 // mustExist checks, for a clear early error, that p exists in the bind it
 // lies in. hakoniwa never creates anything on the host's file systems.
 func (l *layout) mustExist(o *entry, p string, wantDir bool) error {
-	if o.Kind != KindBind {
+	if o.Kind != KindBind && o.Kind != KindOverlay {
 		return configErr(p, "cannot create a mount point inside the %s at %s", o.Kind, o.Target)
 	}
 	host := path.Join(o.Source, strings.TrimPrefix(p, o.Target))
 	fi, err := os.Lstat(host)
 	if err != nil {
-		return configErr(p, "lies in the bind of %s at %s, and %s does not exist: hakoniwa does not create mount points on the host", o.Source, o.Target, host)
+		return configErr(p, "lies in the %s at %s, and %s does not exist: hakoniwa does not create mount points on the host", describeOwner(o), o.Target, host)
 	}
 	if wantDir && !fi.IsDir() {
-		return configErr(p, "lies in the bind of %s at %s, and %s is not a directory", o.Source, o.Target, host)
+		return configErr(p, "lies in the %s at %s, and %s is not a directory", describeOwner(o), o.Target, host)
 	}
 	return nil
 }
@@ -929,8 +955,11 @@ func (l *layout) createIn(e entry) (int32, error) {
 }
 
 func describeOwner(o *entry) string {
-	if o.Kind == KindBind {
+	switch o.Kind {
+	case KindBind:
 		return "bind of " + o.Source
+	case KindOverlay:
+		return "overlay of " + o.Source
 	}
 	return o.Kind.String()
 }

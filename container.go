@@ -36,6 +36,7 @@ const (
 	KindDir                          // a directory
 	KindSymlink                      // a symbolic link
 	KindFile                         // a file with given contents
+	KindOverlay                      // a writable overlay of a host directory
 )
 
 func (k MountKind) String() string {
@@ -54,6 +55,8 @@ func (k MountKind) String() string {
 		return "symlink"
 	case KindFile:
 		return "file"
+	case KindOverlay:
+		return "overlay"
 	}
 	return fmt.Sprintf("MountKind(%d)", int(k))
 }
@@ -69,6 +72,10 @@ type Mount struct {
 	Mode     uint32 // mode of a dir (0 means 0755)
 	Link     string // what a symlink points to
 	Contents []byte // contents of a file
+	// Upper and Work are an overlay's directories for its writes, and
+	// for overlayfs's own use (empty, on Upper's file system); both ""
+	// for a tmpfs, whose writes vanish with the run.
+	Upper, Work string
 }
 
 // Rlimit resources understood by Container.Rlimit.
@@ -199,6 +206,20 @@ func (c *Container) Proc(dst string) *Container {
 // tty, the fd links, a new devpts instance and a tmpfs shm.
 func (c *Container) Devfs(dst string) *Container {
 	return c.AddMount(Mount{Kind: KindDevfs, Target: dst})
+}
+
+// Overlay mounts at dst a writable view of the host directory lower
+// (overlayfs): writes go to upper, with work an empty directory on the
+// same file system, and lower is never changed. TmpOverlay keeps the
+// writes on a tmpfs instead.
+func (c *Container) Overlay(lower, upper, work, dst string) *Container {
+	return c.AddMount(Mount{Kind: KindOverlay, Source: lower, Upper: upper, Work: work, Target: dst})
+}
+
+// TmpOverlay mounts at dst a writable view of the host directory lower
+// whose writes go to a tmpfs and vanish with the run.
+func (c *Container) TmpOverlay(lower, dst string) *Container {
+	return c.AddMount(Mount{Kind: KindOverlay, Source: lower, Target: dst})
 }
 
 // Dir creates the directory dst with mode (0 means 0755).

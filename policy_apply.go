@@ -58,7 +58,9 @@ func (c *Container) ApplyPolicy(p *policy.Policy) error {
 	if p.Rootfs != nil {
 		c.Rootfs(*p.Rootfs)
 	}
-	if r := p.Rootdir; r != nil {
+	if r := p.Rootdir; r != nil && r.Overlay {
+		c.RootdirOverlay(r.Path)
+	} else if r != nil {
 		c.Rootdir(r.Path, r.RW)
 	}
 	if p.Network != nil {

@@ -92,9 +92,10 @@ func (c *Container) rootfsMounts(log *slog.Logger) ([]Mount, error) {
 
 // rootdir is a host directory used as the root.
 type rootdir struct {
-	path string
-	real string // path with symlinks resolved, for the log
-	rw   bool
+	path    string
+	real    string // path with symlinks resolved, for the log
+	rw      bool
+	overlay bool // a writable overlay of path, its writes on a tmpfs
 }
 
 // Rootdir uses the host directory dir as the root instead of a new tmpfs:
@@ -108,6 +109,16 @@ func (c *Container) Rootdir(dir string, rw bool) *Container {
 	if dir != "" {
 		c.rootdir = &rootdir{path: dir, rw: rw}
 	}
+	return c
+}
+
+// RootdirOverlay uses a writable view of the host directory dir as the
+// root: an overlay whose writes go to a tmpfs and vanish with the run, so
+// that a package manager, say, can change a throwaway copy of a
+// distribution tree. dir is never changed, and, the writes being the
+// sandbox's own, mount points are made as needed.
+func (c *Container) RootdirOverlay(dir string) *Container {
+	c.rootdir = &rootdir{path: dir, overlay: true}
 	return c
 }
 
@@ -138,6 +149,9 @@ func (l *layout) setRootdir(r *rootdir) error {
 	rc := *r
 	rc.real = real
 	l.rootdir = &rc
+	if r.overlay {
+		return nil // its writes are the sandbox's: entries are made in it
+	}
 	l.rootEntry = &entry{Mount: Mount{Kind: KindBind, Source: r.path, Target: "/", RW: r.rw}, isDir: true, real: real, attrs: attrs}
 	return nil
 }

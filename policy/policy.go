@@ -203,6 +203,9 @@ type LandlockNet struct {
 type Rootdir struct {
 	Path string `toml:"path" json:"path"`
 	RW   bool   `toml:"rw,omitempty" json:"rw,omitempty"`
+	// Overlay makes the root a writable view of Path, its writes on a
+	// tmpfs.
+	Overlay bool `toml:"overlay,omitempty" json:"overlay,omitempty"`
 }
 
 // IDMap maps Count ids from ContainerID inside to HostID outside. A nil

@@ -207,6 +207,9 @@ func (p *Policy) check(d *doc) ErrorList {
 	}
 	if r := p.Rootdir; r != nil {
 		add(checkAbs(d, "rootdir.path", r.Path))
+		if r.RW && r.Overlay {
+			add(d.errAt("rootdir.overlay", "rw writes to the directory and overlay to a tmpfs: choose one"))
+		}
 	}
 	for _, maps := range []struct {
 		key    string

@@ -95,6 +95,26 @@ func parseSymlink(s string) (hakoniwa.Mount, error) {
 	return hakoniwa.Mount{Kind: hakoniwa.KindSymlink, Target: link, Link: target}, absTarget(link)
 }
 
+// parseOverlay parses LOWER[:UPPER:WORK]:DST (--overlay), or LOWER:DST
+// (--tmp-overlay, tmp).
+func parseOverlay(tmp bool) func(string) (hakoniwa.Mount, error) {
+	return func(s string) (hakoniwa.Mount, error) {
+		parts := strings.Split(s, ":")
+		m := hakoniwa.Mount{Kind: hakoniwa.KindOverlay}
+		switch {
+		case len(parts) == 2:
+			m.Source, m.Target = parts[0], parts[1]
+		case len(parts) == 4 && !tmp:
+			m.Source, m.Upper, m.Work, m.Target = parts[0], parts[1], parts[2], parts[3]
+		case tmp:
+			return m, fmt.Errorf("%q: want LOWER:DST", s)
+		default:
+			return m, fmt.Errorf("%q: want LOWER:UPPER:WORK:DST, or LOWER:DST for writes on a tmpfs", s)
+		}
+		return m, absTarget(m.Target)
+	}
+}
+
 func parseFile(s string) (hakoniwa.Mount, error) {
 	dst, contents, ok := strings.Cut(s, ":")
 	if !ok {

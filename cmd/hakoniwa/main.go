@@ -229,6 +229,8 @@ Exit status: the command's own code, 128+N when it was killed by signal N,
 	mount("tmpfs", "", "mount a tmpfs at `DST[:OPTS]`, OPTS such as size=64M,mode=1777", parseTmpfs)
 	mount("proc", "", "mount a new proc at `DST` (/proc is always mounted)", parseProc)
 	mount("devfs", "", "mount a minimal /dev at `DST`", parseDevfs)
+	mount("overlay", "", "mount at DST a writable view of the host directory LOWER, its writes in UPPER (WORK: an empty directory beside it): `LOWER:UPPER:WORK:DST`; LOWER is never changed", parseOverlay(false))
+	mount("tmp-overlay", "", "mount at DST a writable view of the host directory LOWER whose writes go to a tmpfs and vanish: `LOWER:DST`", parseOverlay(true))
 	mount("dir", "", "create the directory `DST[:MODE]` (mode 0700 by default)", parseDir)
 	mount("symlink", "", "create the symlink `TARGET:LINK`", parseSymlink)
 	mount("file", "", "create the file `DST:CONTENTS`", parseFile)
@@ -281,7 +283,7 @@ Exit status: the command's own code, 128+N when it was killed by signal N,
 	f.BoolVar(&o.useCgroup, "cgroup", false, "run in a cgroup of its own even without a cgroup limit: the report gets memory_peak, pids_peak and cpu_usage, and --limit-cpu counts every process")
 
 	f.BoolVar(&o.rootfsRW, "rootfs-rw", false, "leave the root tmpfs writable")
-	f.StringVar(&o.rootdir, "rootdir", "", "use the host directory `DIR[:rw]` as the root instead of a tmpfs, and of the policy's mounts: read-only unless :rw; every mount point must exist in it, and nothing is created in it")
+	f.StringVar(&o.rootdir, "rootdir", "", "use the host directory `DIR[:rw|:overlay]` as the root instead of a tmpfs, and of the policy's mounts: read-only unless :rw, every mount point must exist in it, and nothing is created in it; :overlay gives a writable view whose writes go to a tmpfs and vanish")
 	f.StringVar(&o.rootfs, "rootfs", "", "build the root on `ROOTFS` instead of the policy's mounts: / (the host's bin, etc, lib, lib32, lib64, sbin and usr, read-only; top-level symlinks kept), a directory (each of its top-level directories but proc, dev and sys, read-only), or none")
 	f.BoolVar(&o.allowNewPrivs, "allow-new-privs", false, "do not set no_new_privs")
 	f.StringSliceVar(&o.capDrop, "cap-drop", nil, "drop the capabilities `CAPS` (ALL, or CAP_X,...) from the command, and from the bounding set")
@@ -419,10 +421,10 @@ func (o *runOptions) container(pol *policy.Policy, log *slog.Logger) (*hakoniwa.
 		}
 		if o.rootdir != "" {
 			dir, mode, _ := strings.Cut(o.rootdir, ":")
-			if mode != "" && mode != "rw" {
-				return nil, usageError{fmt.Errorf("--rootdir %s: want DIR or DIR:rw, not :%s", o.rootdir, mode)}
+			if mode != "" && mode != "rw" && mode != "overlay" {
+				return nil, usageError{fmt.Errorf("--rootdir %s: want DIR, DIR:rw or DIR:overlay, not :%s", o.rootdir, mode)}
 			}
-			p.Rootdir = &policy.Rootdir{Path: dir, RW: mode == "rw"}
+			p.Rootdir = &policy.Rootdir{Path: dir, RW: mode == "rw", Overlay: mode == "overlay"}
 		}
 		pol = &p
 	}

@@ -67,6 +67,8 @@ func runChild(p *Program, errfd int32) {
 			p.fds[s.Slot] = int32(r1)
 		case OpFsConfig:
 			_, _, errno = syscall.RawSyscall6(unix.SYS_FSCONFIG, uintptr(p.fds[s.Slot]), s.A, uintptr(unsafe.Pointer(s.P1)), uintptr(unsafe.Pointer(s.P2)), 0, 0)
+		case OpFsConfigFD:
+			_, _, errno = syscall.RawSyscall6(unix.SYS_FSCONFIG, uintptr(p.fds[s.Slot]), unix.FSCONFIG_SET_FD, uintptr(unsafe.Pointer(s.P1)), 0, dir, 0)
 		case OpFsMount:
 			r1, _, errno = syscall.RawSyscall(unix.SYS_FSMOUNT, dir, unix.FSMOUNT_CLOEXEC, s.A)
 			p.fds[s.Slot] = int32(r1)

@@ -35,6 +35,7 @@ const (
 	OpSetAttr                          // mount_setattr(fd[slot], "", AT_EMPTY_PATH|a, attr)
 	OpFsOpen                           // fd[slot] = fsopen(p1, FSOPEN_CLOEXEC)
 	OpFsConfig                         // fsconfig(fd[slot], a, p1, p2, 0)
+	OpFsConfigFD                       // fsconfig(fd[slot], FSCONFIG_SET_FD, p1, NULL, fd[dir])
 	OpFsMount                          // fd[slot] = fsmount(fd[dir], FSMOUNT_CLOEXEC, a)
 	OpMoveMount                        // move_mount(fd[dir], "", fd[slot] or AT_FDCWD, p1, a)
 	OpMkdir                            // mkdirat(fd[dir], p1, a); EEXIST is fine if b != 0
@@ -240,6 +241,38 @@ func (b *Builder) NewMount(fstype string, opts [][2]string, attrs uint64, desc s
 	b.add(Step{Kind: OpFsMount, Slot: mnt, Dir: ctx, A: uintptr(attrs), Desc: desc + ": fsmount"})
 	b.Close(ctx)
 	return mnt
+}
+
+// Overlay creates a detached overlayfs mount of lower with its writes in
+// upper, using work, and returns the slot of the mount fd. Paths are
+// resolved by the kernel now, as host paths; upperFD and workFD, when not
+// -1, are slots of directory fds used instead of upper and work (Linux
+// 6.13 takes layers by fd), for layers on a tmpfs that has no path.
+func (b *Builder) Overlay(lower, upper, work string, upperFD, workFD int32, attrs uint64, desc string) int32 {
+	ctx := b.Slot()
+	b.add(Step{Kind: OpFsOpen, Slot: ctx, P1: cstr("overlay"), Desc: desc + ": fsopen overlay"})
+	b.add(Step{Kind: OpFsConfig, Slot: ctx, A: unix.FSCONFIG_SET_STRING, P1: cstr("lowerdir"), P2: cstr(escapeLayer(lower)), Desc: desc + ": lowerdir " + lower})
+	for _, l := range []struct {
+		key, path string
+		fd        int32
+	}{{"upperdir", upper, upperFD}, {"workdir", work, workFD}} {
+		if l.fd >= 0 {
+			b.add(Step{Kind: OpFsConfigFD, Slot: ctx, Dir: l.fd, P1: cstr(l.key), Desc: desc + ": " + l.key + " by fd (Linux 6.13 or later)"})
+		} else {
+			b.add(Step{Kind: OpFsConfig, Slot: ctx, A: unix.FSCONFIG_SET_STRING, P1: cstr(l.key), P2: cstr(l.path), Desc: desc + ": " + l.key + " " + l.path})
+		}
+	}
+	b.add(Step{Kind: OpFsConfig, Slot: ctx, A: unix.FSCONFIG_CMD_CREATE, Desc: desc + ": create"})
+	mnt := b.Slot()
+	b.add(Step{Kind: OpFsMount, Slot: mnt, Dir: ctx, A: uintptr(attrs), Desc: desc + ": fsmount"})
+	b.Close(ctx)
+	return mnt
+}
+
+// escapeLayer escapes a path for overlayfs's lowerdir, a list separated
+// by colons.
+func escapeLayer(p string) string {
+	return strings.NewReplacer(`\`, `\\`, ":", `\:`).Replace(p)
 }
 
 // MoveMount attaches the detached mount in src onto the fd in dst, or onto
