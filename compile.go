@@ -133,6 +133,9 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*nsexec.Program, err
 	if err != nil {
 		return nil, err
 	}
+	if n := c.cg.limits.Pids; n > 0 && n < 2 && ids.parentWrites {
+		return nil, configErr("pids "+strconv.FormatUint(n, 10), "with several ids the setup forks a second process (it makes the nested user namespace): give at least 2")
+	}
 	if cmd.ids != nil {
 		cmd.ids.plan = ids
 	}
@@ -212,6 +215,9 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*nsexec.Program, err
 		}
 		log.Debug(fmt.Sprintf("Clone: shared memory %v, watchdog %v", b.P.ShareMemory, b.P.Watchdog))
 	}
+	// The command's identity before its cwd and program: those are
+	// looked up as it.
+	addSwitchSteps(b, ids)
 	if cmd.dir != "" {
 		if !path.IsAbs(cmd.dir) {
 			return nil, configErr("workdir "+cmd.dir, "must be an absolute path inside the sandbox")
@@ -255,7 +261,6 @@ func (c *Container) compile(cmd command, log *slog.Logger) (*nsexec.Program, err
 		keep = append(keep, int32(fd))
 	}
 	b.CloseFds(keep)
-	addSwitchSteps(b, ids)
 	if c.caps != nil {
 		uid := int64(ids.cmdUID)
 		set, err := c.caps.capSet(uid)

@@ -268,9 +268,9 @@ func (c *Container) idPlan(entries []entry) (*idPlan, error) {
 				return nil, configErr("user "+c.user, "gid %d is not mapped (maps %s; --userns=auto or --gidmap maps more)", g, mapsString(gid))
 			}
 		}
-		if !p.parentWrites && len(p.groups) > 0 {
-			return nil, configErr("user "+c.user, "supplementary groups need the gid map to be written by hakoniwa (--userns=auto or --gidmap): a sandbox that maps its own gid may not set groups")
-		}
+		// Where the groups cannot be set, the maps hold one gid, the
+		// user's: there are no others to set.
+		p.setGroups = p.setgroupsAllowed()
 	}
 	return p, nil
 }
@@ -291,7 +291,10 @@ func (p *idPlan) lookupUser(spec string, entries []entry, root *rootdir) error {
 		p.cmdUID = uint32(n)
 		if rec := findRecord(passwd, 2, parts[0]); rec != nil {
 			name = rec[0]
-			g, _ := strconv.ParseUint(rec[3], 10, 32)
+			g, err := strconv.ParseUint(rec[3], 10, 32)
+			if err != nil {
+				return configErr(what, "the sandbox's /etc/passwd has a bad entry for %s", name)
+			}
 			p.cmdGID = uint32(g)
 		} else if len(parts) == 1 {
 			return configErr(what, "uid %s has no entry in the sandbox's /etc/passwd to take a group from; give USER:GROUP", parts[0])
@@ -327,7 +330,6 @@ func (p *idPlan) lookupUser(spec string, entries []entry, root *rootdir) error {
 		}
 		return uint32(n), nil
 	}
-	p.setGroups = true
 	if len(parts) >= 2 {
 		g, err := groupID(parts[1])
 		if err != nil {
@@ -340,7 +342,9 @@ func (p *idPlan) lookupUser(spec string, entries []entry, root *rootdir) error {
 				if err != nil {
 					return configErr(what, "%v", err)
 				}
-				p.groups = append(p.groups, g)
+				if g != p.cmdGID && !slices.Contains(p.groups, g) {
+					p.groups = append(p.groups, g)
+				}
 			}
 		}
 	} else if name != "" && gerr == nil {
@@ -384,8 +388,9 @@ func findRecord(b []byte, i int, v string) []string {
 }
 
 // sandboxFile reads the file at p in the sandbox, before it is made: from
-// the file entry or the bind that holds it (symlinks resolved within the
-// bind), or from the root directory.
+// the file entry or the bind that holds it, or from the root directory.
+// Symlinks are resolved as inside the bind or the root (RESOLVE_IN_ROOT),
+// and only a regular file is read: a FIFO put there would block.
 func sandboxFile(p string, entries []entry, root *rootdir) ([]byte, error) {
 	var owner *entry
 	for i := range entries {
@@ -399,19 +404,28 @@ func sandboxFile(p string, entries []entry, root *rootdir) ([]byte, error) {
 	case owner != nil && owner.Kind == KindFile && owner.Target == p:
 		return owner.Contents, nil
 	case owner != nil && owner.Kind == KindBind && owner.Target == p:
-		dir, rel = path.Dir(owner.Source), path.Base(owner.Source)
+		dir, rel = path.Dir(owner.real), path.Base(owner.real) // symlinks resolved when it was checked
 	case owner != nil && owner.Kind == KindBind:
-		dir, rel = owner.Source, strings.TrimPrefix(p, owner.Target+"/")
+		dir, rel = owner.real, strings.TrimPrefix(p, owner.Target+"/")
 	case owner == nil && root != nil:
 		dir, rel = root.path, strings.TrimPrefix(p, "/")
 	default:
 		return nil, errors.New("not in the sandbox")
 	}
-	f, err := os.OpenInRoot(dir, rel)
+	d, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
 	}
+	defer unix.Close(d)
+	fd, err := unix.Openat2(d, rel, &unix.OpenHow{Flags: unix.O_RDONLY | unix.O_NONBLOCK | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS})
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path.Join(dir, rel), Err: err}
+	}
+	f := os.NewFile(uintptr(fd), path.Join(dir, rel))
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", f.Name())
+	}
 	return io.ReadAll(io.LimitReader(f, 16<<20))
 }
 
@@ -466,7 +480,11 @@ func (p *idPlan) writeMaps(pid int) error {
 			if msg == "" {
 				msg = "(no output)"
 			}
-			return fmt.Errorf("%s %s failed (%v): %s", h.helper, strings.Join(args, " "), err, strings.ReplaceAll(msg, "\n", "; "))
+			file := "/etc/subuid"
+			if h.helper == "newgidmap" {
+				file = "/etc/subgid"
+			}
+			return fmt.Errorf("%s %s failed (%v): %s (the ranges come from --uidmap and --gidmap, config uidmaps and gidmaps, or --userns auto; %s lists those you may map)", h.helper, strings.Join(args, " "), err, strings.ReplaceAll(msg, "\n", "; "), file)
 		}
 	}
 	return nil
@@ -507,6 +525,45 @@ func addIDSteps(b *nsexec.Builder, plan *idPlan, j *idJoin) {
 	}
 	b.P.ShareMemory = false // the parent works between the clone and the execve
 	b.WaitGo(j.r, j.w, fmt.Sprintf("wait for hakoniwa to write the uid map %s and the gid map %s", mapsString(plan.uid), mapsString(plan.gid)))
+	// The caller's supplementary groups still count for access to host
+	// files, mapped or not: none are kept where the maps allow.
+	if plan.setgroupsAllowed() {
+		b.Setgroups(nil, "drop the caller's supplementary groups")
+	}
+	addUnmappedSwitch(b, plan)
+}
+
+// addUnmappedSwitch makes a sandbox whose caller's ids are not mapped the
+// lowest ids inside, right after its maps are written: an id that has no
+// meaning inside can make neither a file nor a user namespace there. So
+// the whole setup runs as that id, and the host's paths it binds must be
+// reachable by it, as with podman's user namespaces.
+func addUnmappedSwitch(b *nsexec.Builder, plan *idPlan) {
+	if callerMapped(plan) {
+		return
+	}
+	b.Syscall(unix.SYS_SETRESGID, uintptr(plan.startGID()), uintptr(plan.startGID()), uintptr(plan.startGID()), fmt.Sprintf("become gid %d, as the caller's ids are not mapped", plan.startGID()))
+	b.Prctl(unix.PR_SET_SECUREBITS, secbitNoSetuidFixup, 0, "keep the capabilities across the change of uid")
+	b.Syscall(unix.SYS_SETRESUID, uintptr(plan.startUID), uintptr(plan.startUID), uintptr(plan.startUID), fmt.Sprintf("become uid %d, as the caller's ids are not mapped", plan.startUID))
+	b.Prctl(unix.PR_SET_SECUREBITS, 0, 0, "clear the securebits")
+	// The change made the process not dumpable, which gives its /proc
+	// files to the host's root; execve sets it again anyway.
+	b.Prctl(unix.PR_SET_DUMPABLE, 1, 0, "make the process dumpable again")
+}
+
+// setgroupsAllowed reports whether the sandbox may set its groups: the
+// kernel denies it where the sandbox maps its own gid alone, and so does
+// newgidmap where it maps the caller's own gid alone.
+func (p *idPlan) setgroupsAllowed() bool {
+	own := len(p.gid) == 1 && p.gid[0].Outside == uint32(os.Getgid()) && p.gid[0].Count == 1
+	return p.parentWrites && (os.Geteuid() == 0 || !own)
+}
+
+// callerMapped reports whether the caller's uid and gid are both mapped.
+func callerMapped(plan *idPlan) bool {
+	_, u := inside(plan.uid, uint32(os.Getuid()))
+	_, g := inside(plan.gid, uint32(os.Getgid()))
+	return u && g
 }
 
 // The mounts are locked by moving into a nested user and mount namespace:

@@ -45,18 +45,34 @@ func TestUserNSAuto(t *testing.T) {
 	if err := os.Chmod(dir, 0o777); err != nil {
 		t.Fatal(err)
 	}
+	// The host may list more ranges for the caller than the tests'
+	// own: what to expect comes from the files.
+	uids, err := autoMaps("/etc/subuid", uint32(os.Getuid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gids, err := autoMaps("/etc/subgid", uint32(os.Getgid()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	c := New().Rootfs("/").UserNSAuto(true).Tmpfs("/t", "").BindRW(dir, "/h")
 	got := sh(t, c, "cat /proc/self/uid_map /proc/self/gid_map | tr -s ' '; id -u; touch /t/f /h/f && chown 1000:44 /t/f /h/f && stat -c '%u:%g' /t/f")
-	want := " 0 0 1\n 1 1 65536\n 0 0 1\n 1 1 65536\n0\n1000:44\n"
-	if got != want {
-		t.Errorf("got %q, want %q", got, want)
+	var want strings.Builder
+	for _, m := range append(selfMaps(uids), selfMaps(gids)...) {
+		fmt.Fprintf(&want, " %d %d %d\n", m.Inside, m.Outside, m.Count) // as tr -s leaves the kernel's columns
+	}
+	want.WriteString("0\n1000:44\n")
+	if got != want.String() {
+		t.Errorf("got %q, want %q", got, want.String())
 	}
 	var st syscall.Stat_t
 	if err := syscall.Stat(filepath.Join(dir, "f"), &st); err != nil {
 		t.Fatal(err)
 	}
-	if st.Uid != subID()+999 || st.Gid != subID()+43 {
-		t.Errorf("on the host the file is %d:%d, want %d:%d", st.Uid, st.Gid, subID()+999, subID()+43)
+	hostUID, _ := outsideOf(uids, 1000)
+	hostGID, _ := outsideOf(gids, 44)
+	if st.Uid != hostUID || st.Gid != hostGID {
+		t.Errorf("on the host the file is %d:%d, want %d:%d", st.Uid, st.Gid, hostUID, hostGID)
 	}
 }
 
@@ -103,6 +119,85 @@ func TestUser(t *testing.T) {
 	}
 }
 
+// TestCallerUnmapped maps ranges that leave out the caller's own ids (as
+// podman does as root: 0 inside is a subordinate id): the sandbox becomes
+// the lowest id inside, files it makes belong to the subordinate ids on
+// the host, and none of the caller's groups is kept. The setup runs as
+// that id: what it binds must be reachable by it.
+func TestCallerUnmapped(t *testing.T) {
+	haveSubIDs(t)
+	dir, err := os.MkdirTemp("/tmp", "hakoniwa-unmapped-") // t.TempDir's and $TMPDIR's parents may be 0700
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	c := New().Rootfs("/").UIDMaps(IDMap{0, subID(), 100}).GIDMaps(IDMap{0, subID(), 100}).BindRW(dir, "/h")
+	got := sh(t, c, "id -u; id -g; id -G; touch /h/f")
+	if got != "0\n0\n0\n" {
+		t.Errorf("got %q", got)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(dir, "f"), &st); err != nil || st.Uid != subID() || st.Gid != subID() {
+		t.Errorf("on the host the file is %d:%d (%v), want %d:%d", st.Uid, st.Gid, err, subID(), subID())
+	}
+}
+
+// pySecurebits prints the securebits and the effective capabilities.
+const pySecurebits = `import ctypes
+print(ctypes.CDLL(None).prctl(27, 0, 0, 0, 0))  # PR_GET_SECUREBITS
+print([l.split()[1] for l in open("/proc/self/status") if l.startswith("CapEff")][0])
+`
+
+// TestSwitchLeavesNoSecurebits checks that the switch of uid leaves the
+// command no securebits (SECBIT_NO_SETUID_FIXUP would let a root command
+// that drops to another uid keep its capabilities).
+func TestSwitchLeavesNoSecurebits(t *testing.T) {
+	haveSubIDs(t)
+	for _, tc := range []struct {
+		c    *Container
+		want string
+	}{
+		{New().Rootfs("/").UserNSAuto(true).User("1000:1000"), "0\n0000000000000000"},
+		{New().Rootfs("/").UserNSAuto(true).User("0:0"), "0\n000001ffffffffff"},
+		{New().Rootfs("/").UIDMaps(IDMap{0, subID(), 100}).GIDMaps(IDMap{0, subID(), 100}), "0\n000001ffffffffff"},
+	} {
+		out, err := tc.c.Command("/usr/bin/python3", "-c", pySecurebits).CombinedOutput()
+		if got := strings.TrimSpace(string(out)); err != nil || got != tc.want {
+			t.Errorf("got %q (%v), want %q", got, err, tc.want)
+		}
+	}
+}
+
+// TestUserLookupSafe reads the sandbox's /etc/passwd as the sandbox would:
+// an absolute symlink resolves inside the root, and a FIFO planted there
+// is refused, not waited on.
+func TestUserLookupSafe(t *testing.T) {
+	haveSubIDs(t)
+	root := busyboxRoot(t)
+	passwd := filepath.Join(root, "etc/passwd")
+	if err := os.Rename(passwd, passwd+".real"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/etc/passwd.real", passwd); err != nil {
+		t.Fatal(err)
+	}
+	out, err := New().Rootdir(root, false).UserNSAuto(true).User("bob").Command("/bin/id", "-u").Output()
+	if err != nil || string(out) != "1001\n" {
+		t.Errorf("through an absolute symlink: %q, %v", out, err)
+	}
+	os.Remove(passwd)
+	if err := syscall.Mkfifo(passwd, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = New().Rootdir(root, false).UserNSAuto(true).User("bob").Command("/bin/true").Run()
+	if err == nil || !strings.Contains(err.Error(), "is not a regular file") {
+		t.Errorf("a FIFO: %v", err)
+	}
+}
+
 func TestIdentityErrors(t *testing.T) {
 	haveSubIDs(t)
 	root := busyboxRoot(t)
@@ -120,6 +215,7 @@ func TestIdentityErrors(t *testing.T) {
 		{New().UIDMaps(IDMap{0, uid, 1}, IDMap{1, uid, 10}), "overlap on the host"},
 		{New().UIDMaps(IDMap{0, uid, 0}), "has no ids"},
 		{New().UserNSAuto(true).UID(0), "userns auto: cannot be given with uid or gid maps"},
+		{New().UserNSAuto(true).Pids(1).CgroupParent(testutil.CgroupParent()), "pids 1: with several ids the setup forks a second process"},
 	}
 	if os.Getuid() != 0 {
 		// newgidmap refuses what /etc/subgid does not give: quoted.
@@ -143,9 +239,20 @@ func TestIdentityErrors(t *testing.T) {
 	}
 	if os.Getuid() != 0 {
 		err := New().GIDMaps(IDMap{0, 500000, 10}).Command("/bin/true").Run()
-		if err == nil || !strings.Contains(err.Error(), "gid range [0-10) -> [500000-500010) not allowed") {
+		if err == nil || !strings.Contains(err.Error(), "gid range [0-10) -> [500000-500010) not allowed") || !strings.Contains(err.Error(), "/etc/subgid lists those you may map") {
 			t.Errorf("err = %v, want newgidmap's own words", err)
 		}
+	}
+	// Where the sandbox maps its own ids alone it may not set groups:
+	// --user with none but the user's group still works.
+	out, err := New().Rootdir(root, false).UID(0).GID(0).User("0:0").Command("/bin/id").Output()
+	if err != nil || strings.TrimSpace(string(out)) != "uid=0(root) gid=0(root)" {
+		t.Errorf("--user 0:0 with the caller's ids alone: %q, %v", out, err)
+	}
+	// The primary group given again as a supplementary one is set once.
+	out, err = New().Rootdir(root, false).UserNSAuto(true).User("0:0:root,wheel,wheel").Command("/bin/id").Output()
+	if err != nil || strings.TrimSpace(string(out)) != "uid=0(root) gid=0(root) groups=0(root),10(wheel)" {
+		t.Errorf("--user 0:0:root,wheel,wheel: %q, %v", out, err)
 	}
 }
 
@@ -190,4 +297,14 @@ func userName(uid int) string {
 		}
 	}
 	return fmt.Sprint(uid)
+}
+
+// outsideOf returns the host's id that id inside maps to.
+func outsideOf(maps []IDMap, id uint32) (uint32, bool) {
+	for _, m := range maps {
+		if id >= m.Inside && id-m.Inside < m.Count {
+			return m.Outside + (id - m.Inside), true
+		}
+	}
+	return 0, false
 }

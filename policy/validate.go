@@ -227,6 +227,16 @@ func (p *Policy) check(d *doc) ErrorList {
 			if m.Count != nil && *m.Count == 0 {
 				add(d.errAt(key+".count", "want a count from 1"))
 			}
+			in, out, n := m.span(maps.caller)
+			for j, o := range maps.maps[:i] {
+				oin, oout, on := o.span(maps.caller)
+				switch {
+				case in < oin+on && oin < in+n:
+					add(d.errAt(key, "its ids inside overlap those of %s", index(maps.key, j)))
+				case out < oout+on && oout < out+n:
+					add(d.errAt(key, "its ids on the host overlap those of %s", index(maps.key, j)))
+				}
+			}
 		}
 	}
 	if p.Hostname != nil {
@@ -410,3 +420,16 @@ func checkSwap(d *doc, key string, swap, memory float64) *Error {
 
 // num writes a number as it would be in the file: 1000000001, 0.5, +Inf.
 func num(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+
+// span returns the ids a map covers, inside and on the host, and how many:
+// the caller's id and one by default.
+func (m IDMap) span(caller int) (inside, host, n uint64) {
+	host, n = uint64(caller), 1
+	if m.HostID != nil {
+		host = uint64(*m.HostID)
+	}
+	if m.Count != nil {
+		n = uint64(*m.Count)
+	}
+	return uint64(m.ContainerID), host, n
+}

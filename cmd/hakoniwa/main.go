@@ -345,6 +345,9 @@ func loadProfile(name string) (*policy.Policy, error) {
 
 // applyIDs applies --uidmap, --gidmap, --userns and --user.
 func (o *runOptions) applyIDs(c *hakoniwa.Container) error {
+	if o.uidSet && len(o.uidmaps) > 0 || o.gidSet && len(o.gidmaps) > 0 {
+		return usageError{errors.New("--uid and --gid are the single-id forms of --uidmap and --gidmap: give one or the other")}
+	}
 	for _, m := range []struct {
 		flag   string
 		specs  []string
@@ -369,7 +372,7 @@ func (o *runOptions) applyIDs(c *hakoniwa.Container) error {
 		if len(o.uidmaps) > 0 || len(o.gidmaps) > 0 || o.uidSet || o.gidSet {
 			return usageError{errors.New("--userns auto conflicts with --uidmap, --gidmap, --uid and --gid")}
 		}
-		c.UserNSAuto(true)
+		c.UIDMaps().GIDMaps().UserNSAuto(true) // instead of the policy's maps
 	default:
 		return usageError{fmt.Errorf("--userns %q: want auto", o.userns)}
 	}

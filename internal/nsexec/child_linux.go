@@ -224,12 +224,12 @@ func forkUserns(p *Program, s *Step) syscall.Errno {
 	pid, _, errno := syscall.RawSyscall6(unix.SYS_CLONE, unix.CLONE_PIDFD|uintptr(unix.SIGCHLD), 0, uintptr(unsafe.Pointer(&p.fds[s.Slot])), 0, 0, 0)
 	if errno == 0 && pid == 0 {
 		// The new process.
+		// It says 0, or the errno of the unshare, in one byte.
 		_, _, errno = syscall.RawSyscall(unix.SYS_UNSHARE, unix.CLONE_NEWUSER, 0, 0)
-		if errno == 0 {
-			syscall.RawSyscall(unix.SYS_WRITE, uintptr(fds[1]), uintptr(unsafe.Pointer(&p.goBuf[0])), 1)
-			for {
-				syscall.RawSyscall6(unix.SYS_PPOLL, 0, 0, 0, 0, 0, 0)
-			}
+		p.goBuf[0] = byte(errno)
+		syscall.RawSyscall(unix.SYS_WRITE, uintptr(fds[1]), uintptr(unsafe.Pointer(&p.goBuf[0])), 1)
+		for errno == 0 {
+			syscall.RawSyscall6(unix.SYS_PPOLL, 0, 0, 0, 0, 0, 0)
 		}
 		for {
 			syscall.RawSyscall(unix.SYS_EXIT_GROUP, 1, 0, 0)
@@ -246,7 +246,9 @@ func forkUserns(p *Program, s *Step) syscall.Errno {
 		}
 		switch {
 		case errno == 0 && n != 1:
-			errno = syscall.ECHILD // it could not unshare
+			errno = syscall.ECHILD // it died
+		case errno == 0 && p.goBuf[0] != 0:
+			errno = syscall.Errno(p.goBuf[0]) // it could not unshare
 		case errno == 0 && pid != s.A:
 			errno = syscall.ESRCH // not the pid its maps are written for
 		}
