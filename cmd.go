@@ -290,6 +290,9 @@ func (cmd *Cmd) Start() error {
 			if se.Kind == nsexec.OpExec && se.Errno == unix.ENOENT {
 				err = fmt.Errorf("%w: the program, or the interpreter it needs (its #! line's, or an ELF loader such as /lib64/ld-linux-x86-64.so.2), is missing inside the sandbox", se.Errno)
 			}
+			if code == 125 && (se.Errno == unix.EPERM || se.Errno == unix.EACCES) && apparmorRestrictsUserns() {
+				err = fmt.Errorf("%w: AppArmor restricts unprivileged user namespaces on this host (kernel.apparmor_restrict_unprivileged_userns = 1), which takes a program's capabilities in them away unless a profile allows it; install contrib/apparmor/hakoniwa (`hakoniwa doctor` says how)", se.Errno)
+			}
 			if (se.Kind == nsexec.OpCheckProgram || se.Kind == nsexec.OpSearch) && se.Errno == unix.ELOOP {
 				err = fmt.Errorf("the program or its #! interpreter goes through a magic link such as /proc/self/exe, which could name a file outside the sandbox (%w)", se.Errno)
 			}
@@ -397,6 +400,13 @@ func (cmd *Cmd) stdio(i int) (*os.File, error) {
 	}
 }
 
+// apparmorRestrictsUserns reports whether AppArmor takes the capabilities
+// of unprivileged programs' user namespaces away (Ubuntu 23.10 and later).
+func apparmorRestrictsUserns() bool {
+	b, _ := os.ReadFile("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
+	return os.Geteuid() != 0 && strings.TrimSpace(string(b)) == "1"
+}
+
 // explainClone adds what the user can do to a failure to create the
 // namespaces, which is most often the host forbidding user namespaces.
 func explainClone(err error, join *cgroupJoin) error {
@@ -407,9 +417,9 @@ func explainClone(err error, join *cgroupJoin) error {
 	case join != nil && join.into && ce.Errno != unix.ENOSPC && ce.Errno != unix.EUSERS && ce.Errno != unix.ENOSYS:
 		return fmt.Errorf("create the namespaces in the cgroup %s: %w: either the cgroup refused the process (not delegated to this user, or a controller's rule), or this host does not let this user create user namespaces", join.path, err)
 	case ce.Errno == unix.EPERM, ce.Errno == unix.EACCES:
-		return fmt.Errorf("create the namespaces: %w: this host does not let this user create user namespaces (see the sysctls kernel.unprivileged_userns_clone and kernel.apparmor_restrict_unprivileged_userns, or an AppArmor profile)", err)
+		return fmt.Errorf("create the namespaces: %w: this host does not let this user create user namespaces (see the sysctls kernel.unprivileged_userns_clone and kernel.apparmor_restrict_unprivileged_userns, or an AppArmor profile; `hakoniwa doctor` says which, and how to fix it)", err)
 	case ce.Errno == unix.ENOSPC, ce.Errno == unix.EUSERS:
-		return fmt.Errorf("create the namespaces: %w: the limit of user or other namespaces is reached (see the sysctls user.max_user_namespaces and user.max_*_namespaces; inside a hakoniwa sandbox run as root, new namespaces are forbidden)", err)
+		return fmt.Errorf("create the namespaces: %w: the limit of user or other namespaces is reached (see the sysctls user.max_user_namespaces and user.max_*_namespaces; inside a hakoniwa sandbox run as root, new namespaces are forbidden; `hakoniwa doctor` checks them)", err)
 	case ce.Errno == unix.ENOSYS:
 		return fmt.Errorf("create the namespaces: %w: clone3 is missing or forbidden (a seccomp filter such as hakoniwa's default or Docker's refuses it; run the outer sandbox with --seccomp unconfined)", err)
 	}

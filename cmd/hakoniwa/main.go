@@ -105,7 +105,7 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newRunCmd(stdin, stdout, stderr), newPolicyCmd(stdout), newManCmd(root, stdout))
+	root.AddCommand(newRunCmd(stdin, stdout, stderr), newPolicyCmd(stdout), newDoctorCmd(stdout), newManCmd(root, stdout))
 	root.CompletionOptions.HiddenDefaultCmd = false
 	// Made now rather than when the command runs, so that `hakoniwa man`
 	// documents it.
