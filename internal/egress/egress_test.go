@@ -289,3 +289,33 @@ table inet hakoniwa {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
 }
+
+// FuzzParse: an allowlist entry that parses has addresses and ports in
+// range, and its rules build a batch of well-formed netlink messages.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"192.0.2.1", "192.0.2.0/24:80,443,8000-8100", "[2001:db8::/32]:53", "db.example:5432", "::ffff:10.0.0.0/104", "1.2.3.4/8", "[::1]", "a..b", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := Parse(s, fakeLookup)
+		if err != nil {
+			return
+		}
+		if len(r.Prefixes) == 0 {
+			t.Fatalf("%q: no prefix", s)
+		}
+		for _, p := range r.Prefixes {
+			if !p.IsValid() || p.Masked() != p {
+				t.Errorf("%q: prefix %v", s, p)
+			}
+		}
+		for _, pr := range r.Ports {
+			if pr.From == 0 || pr.To < pr.From {
+				t.Errorf("%q: ports %v", s, pr)
+			}
+		}
+		for _, b := range Batches([]Rule{r}, nil) {
+			messages(t, b)
+		}
+	})
+}

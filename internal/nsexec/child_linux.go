@@ -398,19 +398,31 @@ func checkProgram(p *Program, path *byte) syscall.Errno {
 		if errno != 0 || n < 3 || p.shebang[0] != '#' || p.shebang[1] != '!' {
 			return 0
 		}
+		// Indexed through a pointer: i stays below n, at most
+		// len(p.shebang)-1, and bounds checks would call the runtime,
+		// which a nosplit chain this deep cannot (the fuzzers'
+		// instrumentation makes every frame bigger).
 		i = 2
-		for i < int(n) && (p.shebang[i] == ' ' || p.shebang[i] == '\t') {
+		for i < int(n) && (*shebangAt(p, i) == ' ' || *shebangAt(p, i) == '\t') {
 			i++
 		}
 		start = i
-		for i < int(n) && p.shebang[i] != ' ' && p.shebang[i] != '\t' && p.shebang[i] != '\n' && p.shebang[i] != 0 {
+		for i < int(n) && *shebangAt(p, i) != ' ' && *shebangAt(p, i) != '\t' && *shebangAt(p, i) != '\n' && *shebangAt(p, i) != 0 {
 			i++
 		}
 		if i == start {
 			return 0
 		}
-		p.shebang[i] = 0
-		path = &p.shebang[start]
+		*shebangAt(p, i) = 0
+		path = shebangAt(p, start)
 	}
 	return 0
+}
+
+// shebangAt is &p.shebang[i], without a bounds check.
+//
+//go:nosplit
+//go:norace
+func shebangAt(p *Program, i int) *byte {
+	return (*byte)(unsafe.Add(unsafe.Pointer(&p.shebang), i))
 }

@@ -149,3 +149,24 @@ func TestQuote(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParsePort: a port spec that parses writes back as one that parses
+// the same.
+func FuzzParsePort(f *testing.F) {
+	for _, s := range []string{"8080:80", "127.0.0.1:8080:80/udp", "[::1]:8080:80/tcp", "80", "[::1]8080:80", "1.2.3.4:0:80", "::1:80:80", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := ParsePort(s)
+		if err != nil {
+			return
+		}
+		if p.HostPort == 0 || p.SandboxPort == 0 || p.Proto != "tcp" && p.Proto != "udp" {
+			t.Errorf("%q = %+v", s, p)
+		}
+		again, err := ParsePort(p.String())
+		if err != nil || again != p {
+			t.Errorf("%q = %+v, written %q, parsed again %+v, %v", s, p, p.String(), again, err)
+		}
+	})
+}
