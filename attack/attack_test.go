@@ -21,6 +21,7 @@ import (
 	"github.com/hakoniwa-go/hakoniwa/internal/testutil"
 	"github.com/hakoniwa-go/hakoniwa/policy"
 	"github.com/hakoniwa-go/hakoniwa/seccomp"
+	"golang.org/x/sys/unix"
 )
 
 func TestMain(m *testing.M) { os.Exit(testutil.Both{M: m}.Run()) }
@@ -271,5 +272,113 @@ if sys.argv[2] == "wait":
 				t.Errorf("the daemon is left after %s: %s", how, p)
 			}
 		}
+	}
+}
+
+// TestTIOCSTI pushes input into a terminal shared with the caller: TIOCSTI,
+// TIOCSTI with high bits set in the request (a filter that compares all
+// 64 bits would miss it, the kernel ignores them), and TIOCLINUX. Each is
+// refused, and the terminal's input queue, which the caller reads, stays
+// empty.
+func TestTIOCSTI(t *testing.T) {
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminal: %v", err)
+	}
+	defer master.Close()
+	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slave, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slave.Close()
+	script := `import fcntl, errno
+for name, req, arg in (("TIOCSTI", 0x5412, b"X"), ("TIOCSTI high bits", 0xffffffff00005412, b"Y"), ("TIOCLINUX", 0x541c, bytes([2]))):
+    try:
+        fcntl.ioctl(0, req, arg)
+        print(name, "done")
+    except OverflowError:
+        print(name, "too large for python")
+    except OSError as e:
+        print(name, errno.errorcode[e.errno])
+`
+	for _, c := range []*hakoniwa.Container{sandbox(t), permissive(t)} {
+		cmd := c.Command("/usr/bin/python3", "-c", script)
+		cmd.Stdin = slave
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		if strings.Contains(string(out), "done") {
+			t.Errorf("an ioctl went through:\n%s", out)
+		}
+		t.Logf("%s", out)
+	}
+	// The caller's side of the terminal reads what was typed into it:
+	// nothing.
+	fd := int(slave.Fd())
+	if err := unix.SetNonblock(fd, true); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 16)
+	if n, err := unix.Read(fd, buf); n > 0 || err != unix.EAGAIN {
+		t.Errorf("the caller's input queue got %q (%v)", buf[:max(n, 0)], err)
+	}
+}
+
+// TestInheritedFds opens fds up to 200 in the caller, among them a host
+// directory and a socket: inside only 0-2 exist (and the one ls opens),
+// KeepFds passes exactly the one asked for, and a closed fd is no way to
+// the host's directory.
+func TestInheritedFds(t *testing.T) {
+	dir, err := os.Open("/etc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	sock, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(sock)
+	var opened []int
+	for fd := 3; fd <= 200; fd++ {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil {
+			continue
+		}
+		if err := unix.Dup3(int(dir.Fd()), fd, 0); err != nil {
+			t.Fatal(err)
+		}
+		opened = append(opened, fd)
+	}
+	defer func() {
+		for _, fd := range opened {
+			unix.Close(fd)
+		}
+	}()
+	got := python(t, sandbox(t), "import os; print(sorted(os.listdir('/proc/self/fd')))")
+	if got != "['0', '1', '2', '3']" {
+		t.Errorf("fds inside: %s", got)
+	}
+	keep := opened[len(opened)-1]
+	cmd := sandbox(t).Walltime(20*time.Second).Command("/usr/bin/python3", "-c", "import os; print(sorted(os.listdir('/proc/self/fd'), key=int))")
+	cmd.KeepFds = []int{keep, sock}
+	out, err := cmd.Output()
+	if want := fmt.Sprintf("['0', '1', '2', '3', '%d', '%d']", min(keep, sock), max(keep, sock)); err != nil || strings.TrimSpace(string(out)) != want {
+		t.Errorf("with KeepFds %d and %d: %q %v, want %s", keep, sock, out, err, want)
+	}
+	got = python(t, sandbox(t), fmt.Sprintf(`import os
+try:
+    os.chdir("/proc/self/fd/%d"); print("reached", os.listdir("."))
+except OSError as e:
+    print("refused")`, opened[0]))
+	if got != "refused" {
+		t.Errorf("chdir through a closed fd: %s", got)
 	}
 }
