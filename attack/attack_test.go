@@ -6,6 +6,7 @@
 package attack
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -380,5 +381,82 @@ except OSError as e:
     print("refused")`, opened[0]))
 	if got != "refused" {
 		t.Errorf("chdir through a closed fd: %s", got)
+	}
+}
+
+// TestSetuidBinary runs a setuid-root binary, made by root in a rw bind,
+// as a user other than root inside: it gains nothing. The binary is cat,
+// reading its own status: its uid stays the user's, no_new_privs is set,
+// and it has no capability; the same with no_new_privs lifted and no
+// filter (binds are nosuid).
+func TestSetuidBinary(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("making a setuid-root binary needs root: the root run covers it")
+	}
+	b, _ := os.ReadFile("/etc/subuid")
+	if !strings.Contains(string(b), fmt.Sprintf("root:%d:", testutil.RootSubID)) {
+		t.Skip("no /etc/subuid range for root (the tests' setup adds one)")
+	}
+	dir, err := os.MkdirTemp("/tmp", "hakoniwa-suid-") // reachable by the subordinate ids
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755)
+	cat, err := os.ReadFile("/bin/cat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	suid := filepath.Join(dir, "cat")
+	if err := os.WriteFile(suid, cat, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(suid, 0o4755|os.ModeSetuid); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range []*hakoniwa.Container{sandbox(t), sandbox(t).Seccomp(nil).AllowNewPrivs(true)} {
+		c.UserNSAuto(true).User("1000:1000").BindRW(dir, "/s")
+		cmd := c.Command("/s/cat", "/proc/self/status")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		fields := map[string]string{}
+		for _, l := range strings.Split(string(out), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok {
+				fields[k] = strings.Join(strings.Fields(v), " ")
+			}
+		}
+		if fields["Uid"] != "1000 1000 1000 1000" || fields["CapEff"] != "0000000000000000" || fields["CapPrm"] != "0000000000000000" {
+			t.Errorf("the setuid binary got Uid %q, CapEff %q, CapPrm %q", fields["Uid"], fields["CapEff"], fields["CapPrm"])
+		}
+		if want := []string{"1", "0"}[i]; fields["NoNewPrivs"] != want {
+			t.Errorf("NoNewPrivs %q, want %s", fields["NoNewPrivs"], want)
+		}
+	}
+}
+
+// TestExeWrite writes to /proc/self/exe and /proc/1/exe from inside, as
+// root inside: refused, and the program is unchanged.
+func TestExeWrite(t *testing.T) {
+	before, err := os.ReadFile("/usr/bin/python3")
+	if err != nil {
+		t.Skip(err)
+	}
+	script := `for p in ("/proc/self/exe", "/proc/1/exe"):
+    try:
+        with open(p, "r+b") as f:
+            f.write(b"\0")
+        print(p, "written")
+    except OSError as e:
+        print(p, "refused")
+`
+	for _, c := range []*hakoniwa.Container{sandbox(t), permissive(t)} {
+		if got := python(t, c, script); got != "/proc/self/exe refused\n/proc/1/exe refused" {
+			t.Errorf("got %q", got)
+		}
+	}
+	if after, _ := os.ReadFile("/usr/bin/python3"); !bytes.Equal(before, after) {
+		t.Fatal("the program changed")
 	}
 }
