@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -459,4 +460,72 @@ func TestExeWrite(t *testing.T) {
 	if after, _ := os.ReadFile("/usr/bin/python3"); !bytes.Equal(before, after) {
 		t.Fatal("the program changed")
 	}
+}
+
+// TestHostNotReachable: what the host has must not be reachable from
+// inside: an abstract unix socket it listens on, a SysV shared memory
+// segment, a file in its /dev/shm, and a key in the caller's user keyring.
+func TestHostNotReachable(t *testing.T) {
+	name := fmt.Sprintf("hakoniwa-attack-%d", os.Getpid())
+	ln, err := net.Listen("unix", "@"+name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("host\n"))
+			c.Close()
+		}
+	}()
+	key := 0x4b000000 | os.Getpid()&0xffff
+	shm, err := unix.SysvShmGet(key, 4096, unix.IPC_CREAT|0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.SysvShmCtl(shm, unix.IPC_RMID, nil)
+	shmFile := filepath.Join("/dev/shm", name)
+	if err := os.WriteFile(shmFile, []byte("host"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(shmFile)
+	keyID, err := unix.AddKey("user", name, []byte("secret"), unix.KEY_SPEC_USER_KEYRING)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.KeyctlInt(unix.KEYCTL_INVALIDATE, keyID, 0, 0, 0)
+
+	script := `import ctypes, errno, os, socket, sys
+name, key = sys.argv[1], int(sys.argv[2])
+try:
+    s = socket.socket(socket.AF_UNIX); s.connect("\0" + name); print("socket", s.recv(10))
+except OSError as e:
+    print("socket", errno.errorcode[e.errno])
+libc = ctypes.CDLL(None, use_errno=True)
+r = libc.shmget(key, 0, 0)
+print("shm", "found" if r >= 0 else errno.errorcode[ctypes.get_errno()])
+print("dev/shm", os.path.exists("/dev/shm/" + name))
+r = libc.syscall(250, 10, -4, b"user", name.encode(), 0)  # KEYCTL_SEARCH in the user keyring
+print("key", "found" if r >= 0 else errno.errorcode[ctypes.get_errno()])
+`
+	for _, c := range []*hakoniwa.Container{sandbox(t).Devfs("/dev"), permissive(t).Devfs("/dev")} {
+		got := python(t, c, script, name, strconv.Itoa(key))
+		lines := strings.Split(got, "\n")
+		if len(lines) != 4 || lines[0] != "socket ECONNREFUSED" || lines[1] != "shm ENOENT" || lines[2] != "dev/shm False" || !strings.HasPrefix(lines[3], "key E") {
+			t.Errorf("got\n%s", got)
+		}
+	}
+	// The attack is real: the host itself reaches all four.
+	if _, err := unix.KeyctlSearch(unix.KEY_SPEC_USER_KEYRING, "user", name, 0); err != nil {
+		t.Errorf("the host's own key: %v", err)
+	}
+	c, err := net.Dial("unix", "@"+name)
+	if err != nil {
+		t.Fatalf("the host's own socket: %v", err)
+	}
+	c.Close()
 }
