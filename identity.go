@@ -65,7 +65,8 @@ type idPlan struct {
 	cmdGID       uint32
 	groups       []uint32
 	setGroups    bool   // set the groups (User)
-	startUID     uint32 // the sandbox's uid inside before it switches
+	startUID     uint32 // the sandbox's uid and gid inside before it switches
+	startGID     uint32
 }
 
 // hostRoot reports whether the sandbox can become the host's root: a
@@ -83,12 +84,8 @@ func (p *idPlan) hostRoot() bool {
 
 // commandIsHostRoot reports whether the command's uid is the host's root.
 func (p *idPlan) commandIsHostRoot() bool {
-	for _, m := range p.uid {
-		if p.cmdUID >= m.Inside && p.cmdUID-m.Inside < m.Count {
-			return m.Outside+(p.cmdUID-m.Inside) == 0
-		}
-	}
-	return false
+	host, ok := outside(p.uid, p.cmdUID)
+	return ok && host == 0
 }
 
 // maps returns c's uid and gid maps.
@@ -175,14 +172,35 @@ func inside(maps []IDMap, host uint32) (uint32, bool) {
 	return 0, false
 }
 
-// mapped reports whether the id inside is mapped.
-func mapped(maps []IDMap, id uint32) bool {
+// outside returns the host's id that the id inside maps to.
+func outside(maps []IDMap, id uint32) (uint32, bool) {
 	for _, m := range maps {
 		if id >= m.Inside && id-m.Inside < m.Count {
-			return true
+			return m.Outside + (id - m.Inside), true
 		}
 	}
-	return false
+	return 0, false
+}
+
+// mapped reports whether the id inside is mapped.
+func mapped(maps []IDMap, id uint32) bool {
+	_, ok := outside(maps, id)
+	return ok
+}
+
+// ownOnly reports whether maps map the caller's id alone, which the
+// sandbox may write itself; none counts as that too.
+func ownOnly(maps []IDMap, caller int) bool {
+	return len(maps) == 0 || len(maps) == 1 && maps[0].Outside == uint32(caller) && maps[0].Count == 1
+}
+
+// startID is the id the sandbox starts as: what the caller maps to, or,
+// unmapped, the lowest id inside.
+func startID(maps []IDMap, caller int) uint32 {
+	if id, ok := inside(maps, uint32(caller)); ok {
+		return id
+	}
+	return slices.MinFunc(maps, func(a, b IDMap) int { return int(a.Inside) - int(b.Inside) }).Inside
 }
 
 // autoMaps maps 0 to the caller and 1 up to the caller's ranges in file
@@ -241,21 +259,13 @@ func (c *Container) idPlan(entries []entry) (*idPlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	callerUID, callerGID := uint32(os.Getuid()), uint32(os.Getgid())
-	p := &idPlan{uid: uid, gid: gid}
-	p.parentWrites = !(len(uid) == 1 && uid[0].Outside == callerUID && uid[0].Count == 1 &&
-		len(gid) == 1 && gid[0].Outside == callerGID && gid[0].Count == 1)
-	// The sandbox starts as what the caller maps to, or, unmapped, as
-	// the lowest id inside.
-	var ok bool
-	if p.startUID, ok = inside(uid, callerUID); !ok {
-		p.startUID = slices.MinFunc(uid, func(a, b IDMap) int { return int(a.Inside) - int(b.Inside) }).Inside
+	p := &idPlan{
+		uid: uid, gid: gid,
+		parentWrites: !ownOnly(uid, os.Getuid()) || !ownOnly(gid, os.Getgid()),
+		startUID:     startID(uid, os.Getuid()),
+		startGID:     startID(gid, os.Getgid()),
 	}
-	startGID, ok := inside(gid, callerGID)
-	if !ok {
-		startGID = slices.MinFunc(gid, func(a, b IDMap) int { return int(a.Inside) - int(b.Inside) }).Inside
-	}
-	p.cmdUID, p.cmdGID = p.startUID, startGID
+	p.cmdUID, p.cmdGID = p.startUID, p.startGID
 	if c.user != "" {
 		if err := p.lookupUser(c.user, entries, c.rootdir); err != nil {
 			return nil, err
@@ -542,7 +552,7 @@ func addUnmappedSwitch(b *nsexec.Builder, plan *idPlan) {
 	if callerMapped(plan) {
 		return
 	}
-	b.Syscall(unix.SYS_SETRESGID, uintptr(plan.startGID()), uintptr(plan.startGID()), uintptr(plan.startGID()), fmt.Sprintf("become gid %d, as the caller's ids are not mapped", plan.startGID()))
+	b.Syscall(unix.SYS_SETRESGID, uintptr(plan.startGID), uintptr(plan.startGID), uintptr(plan.startGID), fmt.Sprintf("become gid %d, as the caller's ids are not mapped", plan.startGID))
 	b.Prctl(unix.PR_SET_SECUREBITS, secbitNoSetuidFixup, 0, "keep the capabilities across the change of uid")
 	b.Syscall(unix.SYS_SETRESUID, uintptr(plan.startUID), uintptr(plan.startUID), uintptr(plan.startUID), fmt.Sprintf("become uid %d, as the caller's ids are not mapped", plan.startUID))
 	b.Prctl(unix.PR_SET_SECUREBITS, 0, 0, "clear the securebits")
@@ -555,8 +565,7 @@ func addUnmappedSwitch(b *nsexec.Builder, plan *idPlan) {
 // kernel denies it where the sandbox maps its own gid alone, and so does
 // newgidmap where it maps the caller's own gid alone.
 func (p *idPlan) setgroupsAllowed() bool {
-	own := len(p.gid) == 1 && p.gid[0].Outside == uint32(os.Getgid()) && p.gid[0].Count == 1
-	return p.parentWrites && (os.Geteuid() == 0 || !own)
+	return p.parentWrites && (os.Geteuid() == 0 || !ownOnly(p.gid, os.Getgid()))
 }
 
 // callerMapped reports whether the caller's uid and gid are both mapped.
@@ -605,7 +614,7 @@ func forkNested(b *nsexec.Builder, plan *idPlan) int32 {
 func enterNested(b *nsexec.Builder, plan *idPlan, pidfd, hostProc int32) {
 	if pidfd < 0 {
 		b.Unshare(unix.CLONE_NEWUSER|unix.CLONE_NEWNS, "lock the mounts in a nested user and mount namespace")
-		writeIDMaps(b, hostProc, "self/", [2]int64{int64(plan.startUID), int64(plan.startUID)}, [2]int64{int64(plan.startGID()), int64(plan.startGID())})
+		writeIDMaps(b, hostProc, "self/", [2]int64{int64(plan.startUID), int64(plan.startUID)}, [2]int64{int64(plan.startGID), int64(plan.startGID)})
 		return
 	}
 	b.Setns(pidfd, unix.CLONE_NEWUSER, "join the nested user namespace")
@@ -627,7 +636,7 @@ func addSwitchSteps(b *nsexec.Builder, plan *idPlan) {
 		copy(groups[1:], plan.groups)
 		b.Setgroups(groups, fmt.Sprintf("set the groups to %v", groups))
 	}
-	if plan.setGroups || plan.cmdGID != plan.startGID() {
+	if plan.setGroups || plan.cmdGID != plan.startGID {
 		b.Syscall(unix.SYS_SETRESGID, uintptr(plan.cmdGID), uintptr(plan.cmdGID), uintptr(plan.cmdGID), fmt.Sprintf("set the gid to %d", plan.cmdGID))
 	}
 	if plan.cmdUID != plan.startUID {
@@ -644,13 +653,5 @@ const secbitNoSetuidFixup = 1 << 2
 // mayMapOthers reports whether hakoniwa may have to write the maps: some
 // were asked for beyond the caller's own ids.
 func (c *Container) mayMapOthers() bool {
-	return c.usernsAuto || len(c.uidMaps) > 0 || len(c.gidMaps) > 0
-}
-
-// startGID is the gid the sandbox starts as.
-func (p *idPlan) startGID() uint32 {
-	if g, ok := inside(p.gid, uint32(os.Getgid())); ok {
-		return g
-	}
-	return slices.MinFunc(p.gid, func(a, b IDMap) int { return int(a.Inside) - int(b.Inside) }).Inside
+	return c.usernsAuto || !ownOnly(c.uidMaps, os.Getuid()) || !ownOnly(c.gidMaps, os.Getgid())
 }

@@ -69,8 +69,8 @@ func TestUserNSAuto(t *testing.T) {
 	if err := syscall.Stat(filepath.Join(dir, "f"), &st); err != nil {
 		t.Fatal(err)
 	}
-	hostUID, _ := outsideOf(uids, 1000)
-	hostGID, _ := outsideOf(gids, 44)
+	hostUID, _ := outside(uids, 1000)
+	hostGID, _ := outside(gids, 44)
 	if st.Uid != hostUID || st.Gid != hostGID {
 		t.Errorf("on the host the file is %d:%d, want %d:%d", st.Uid, st.Gid, hostUID, hostGID)
 	}
@@ -297,14 +297,4 @@ func userName(uid int) string {
 		}
 	}
 	return fmt.Sprint(uid)
-}
-
-// outsideOf returns the host's id that id inside maps to.
-func outsideOf(maps []IDMap, id uint32) (uint32, bool) {
-	for _, m := range maps {
-		if id >= m.Inside && id-m.Inside < m.Count {
-			return m.Outside + (id - m.Inside), true
-		}
-	}
-	return 0, false
 }

@@ -243,7 +243,8 @@ func (j *netJoin) closeGo() {
 // addNetSteps has the child, with its ids mapped, wait until the helper
 // has set up its network.
 func (c *Container) addNetSteps(b *nsexec.Builder, j *netJoin, log *slog.Logger) error {
-	if _, err := c.ports(); err != nil {
+	ports, err := c.ports()
+	if err != nil {
 		return err
 	}
 	n := c.usernet
@@ -282,7 +283,6 @@ func (c *Container) addNetSteps(b *nsexec.Builder, j *netJoin, log *slog.Logger)
 			}
 		}
 	}
-	ports, _ := c.ports() // checked above
 	var published []egress.Published
 	for _, p := range ports {
 		published = append(published, egress.Published{Port: p.SandboxPort, Proto: p.Proto})

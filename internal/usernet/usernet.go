@@ -132,6 +132,18 @@ func Slirp4netns(ctx context.Context, pid int, options []string, ports []Port) (
 	if err != nil {
 		return nil, errors.New("slirp4netns is not installed (Debian and Ubuntu: apt-get install slirp4netns; Fedora: dnf install slirp4netns)")
 	}
+	if err := CheckOptions("slirp4netns", options); err != nil {
+		return nil, err
+	}
+	guest, ok := slirpAddr(options, 100)
+	for _, p := range ports {
+		if strings.Contains(p.HostIP, ":") {
+			return nil, fmt.Errorf("--publish %s: slirp4netns forwards IPv4 only", p)
+		}
+		if !ok {
+			return nil, fmt.Errorf("--publish %s: the sandbox's address is not known (--cidr is not an IPv4 prefix)", p)
+		}
+	}
 	readyR, readyW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -140,26 +152,6 @@ func Slirp4netns(ctx context.Context, pid int, options []string, ports []Port) (
 	exitR, exitW, err := os.Pipe()
 	if err != nil {
 		readyW.Close()
-		return nil, err
-	}
-	if err := CheckOptions("slirp4netns", options); err != nil {
-		readyW.Close()
-		exitR.Close()
-		exitW.Close()
-		return nil, err
-	}
-	guest, ok := slirpAddr(options, 100)
-	for _, p := range ports {
-		if strings.Contains(p.HostIP, ":") {
-			err = fmt.Errorf("--publish %s: slirp4netns forwards IPv4 only", p)
-		} else if !ok {
-			err = fmt.Errorf("--publish %s: the sandbox's address is not known (--cidr is not an IPv4 prefix)", p)
-		}
-	}
-	if err != nil {
-		readyW.Close()
-		exitR.Close()
-		exitW.Close()
 		return nil, err
 	}
 	// A seccomp filter of its own, and for root its own sandbox (a mount
@@ -179,9 +171,9 @@ func Slirp4netns(ctx context.Context, pid int, options []string, ports []Port) (
 			tmp = "/tmp"
 		}
 		if h.apiDir, err = os.MkdirTemp(tmp, "hakoniwa-slirp4netns-"); err != nil {
-			readyW.Close()
-			exitR.Close()
-			exitW.Close()
+			for _, f := range []*os.File{readyW, exitR, exitW} {
+				f.Close()
+			}
 			return nil, err
 		}
 		args = append(args, "--api-socket", filepath.Join(h.apiDir, "api.sock"))
